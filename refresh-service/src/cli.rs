@@ -1,0 +1,184 @@
+//! The `refresh-service` command line.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sqlx::migrate::MigrateDatabase;
+use tokio_util::sync::CancellationToken;
+
+use shared::config::RefreshSettings;
+use shared::events::RefreshStatus;
+
+use crate::context::{RefreshContext, migrate, pg_pool};
+use crate::pipeline::{RefreshRun, run_recorded};
+
+/// Builds ranked, compressed, versioned ofertas snapshots from PostgreSQL into Redis.
+#[derive(Debug, Parser)]
+#[command(name = "refresh-service", version, about)]
+pub struct Cli {
+    /// Settings (each also read from the environment variable shown).
+    #[command(flatten)]
+    pub settings: RefreshSettings,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Daemon: in-process schedule plus the refresh channel; refreshes at start when
+    /// Redis has no snapshot or a scheduled refresh was missed.
+    Run,
+    /// One refresh (Kubernetes CronJob override). Exit 0 on success, unchanged, or when
+    /// skipped because another refresh holds the lock; non-zero on failure.
+    Once {
+        /// Trigger name recorded in the refresh log.
+        #[arg(long, default_value = "cronjob")]
+        trigger: String,
+    },
+    /// Applies the database migrations (creating the database if missing) and exits.
+    Migrate,
+    /// Publishes an ops refresh request.
+    Trigger {
+        /// Wait for the outcome event and print it.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Reason recorded with the request.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Entry point of the binary: parses, runs, and turns any error into one line on stderr.
+pub fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    shared::telemetry::init("refresh-service");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("refresh-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.execute()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("refresh-service: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    ///
+    /// # Errors
+    /// Configuration errors (naming the variable) and start-up failures.
+    pub async fn execute(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Run => {
+                let ctx = Arc::new(RefreshContext::connect(&self.settings).await?);
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                crate::daemon::run(ctx, &self.settings, shutdown).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Once { trigger } => {
+                let ctx = RefreshContext::connect(&self.settings).await?;
+                let outcome = run_recorded(&ctx, &RefreshRun::new(trigger)).await;
+                flush_log(&ctx).await;
+                println!("{}", serde_json::to_string(&outcome)?);
+                Ok(match outcome.status {
+                    RefreshStatus::Skipped => {
+                        eprintln!(
+                            "skipped: {}",
+                            outcome
+                                .error
+                                .as_deref()
+                                .unwrap_or("another refresh is running")
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    RefreshStatus::Failed | RefreshStatus::Rejected => ExitCode::FAILURE,
+                    RefreshStatus::Success | RefreshStatus::Unchanged => ExitCode::SUCCESS,
+                })
+            }
+            Command::Migrate => {
+                let url =
+                    secrecy::ExposeSecret::expose_secret(&self.settings.database_url).to_owned();
+                let pool = pg_pool(&self.settings)?;
+                if !sqlx::Postgres::database_exists(&url)
+                    .await
+                    .context("cannot reach PostgreSQL (DATABASE_URL)")?
+                {
+                    sqlx::Postgres::create_database(&url)
+                        .await
+                        .context("cannot create the database")?;
+                    eprintln!("created the database");
+                }
+                migrate(&pool).await.context("migrations failed")?;
+                eprintln!("migrations applied");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Trigger {
+                wait,
+                timeout,
+                reason,
+            } => {
+                crate::trigger::trigger(
+                    &self.settings.redis,
+                    wait,
+                    Duration::from_secs(timeout),
+                    reason,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// Gives Postgres a moment to come back so a `once` run's log row is not lost; after
+/// that the row is only in this process's log (the outcome line on stdout).
+async fn flush_log(ctx: &RefreshContext) {
+    if ctx.log.pending() == 0 {
+        return;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if ctx.log.flush().await > 0 {
+        tracing::error!(
+            "could not write the refresh log row; it is recorded in this process log only"
+        );
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub async fn cancel_on_signal(token: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}

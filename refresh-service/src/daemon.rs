@@ -1,0 +1,237 @@
+//! `refresh-service run`: the schedule, the ops channel and the start-up catch-up all
+//! feed one queue; one worker drains it, so refreshes never overlap in this process and
+//! a burst of requests during a refresh becomes at most one more refresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use fred::clients::SubscriberClient;
+use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use shared::config::RefreshSettings;
+use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus};
+
+use crate::context::RefreshContext;
+use crate::pipeline::{RefreshRun, publish_event, run_recorded};
+use crate::schedule;
+
+/// How often unwritten refresh log rows are retried.
+const LOG_FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// One queued request.
+#[derive(Debug)]
+struct Queued {
+    trigger: String,
+    request_id: String,
+}
+
+impl Queued {
+    fn new(trigger: &str, request_id: Option<String>) -> Self {
+        Self {
+            trigger: trigger.to_owned(),
+            request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled; a refresh in progress then finishes.
+///
+/// # Errors
+/// When the schedule cannot start or the ops channel cannot be subscribed at start.
+pub async fn run(
+    ctx: Arc<RefreshContext>,
+    settings: &RefreshSettings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (queue, requests) = mpsc::unbounded_channel();
+    let tracker = TaskTracker::new();
+
+    let subscriber = shared::redis::subscriber(&settings.redis)?;
+    shared::redis::connect(&subscriber)
+        .await
+        .context("cannot connect the ops-channel subscriber to Redis")?;
+    let _resubscriber = subscriber.manage_subscriptions();
+    let channel = ctx.store.keys().refresh_channel();
+    subscriber
+        .subscribe(channel.as_str())
+        .await
+        .context("cannot subscribe to the refresh channel")?;
+    tracing::info!(channel = %channel, "listening for refresh requests");
+    tracker.spawn(listen(
+        ctx.clone(),
+        subscriber,
+        queue.clone(),
+        shutdown.clone(),
+    ));
+
+    let schedule = settings.schedule()?;
+    let mut scheduler = None;
+    if let Some(schedule) = &schedule {
+        let (tick, mut ticks) = mpsc::unbounded_channel();
+        scheduler = Some(
+            schedule::start(schedule, tick)
+                .await
+                .context("cannot start the refresh schedule")?,
+        );
+        let forward = queue.clone();
+        tracker.spawn(async move {
+            while ticks.recv().await.is_some() {
+                if forward.send(Queued::new("schedule", None)).is_err() {
+                    break;
+                }
+            }
+        });
+        tracing::info!(
+            schedule = %schedule.expression,
+            timezone = %schedule.timezone,
+            next = ?schedule::next_slot(schedule, chrono::Utc::now()),
+            "refresh schedule started"
+        );
+    } else {
+        tracing::info!("in-process schedule is off (REFRESH_SCHEDULE=off)");
+    }
+    if let Some(reason) = startup_reason(&ctx, schedule.as_ref()).await {
+        tracing::info!(%reason, "refreshing at start");
+        let _ = queue.send(Queued::new("startup", None));
+    }
+    tracker.spawn(flush_log_periodically(ctx.clone(), shutdown.clone()));
+    drop(queue);
+
+    work(&ctx, requests, &shutdown).await;
+
+    if let Some(scheduler) = scheduler.as_mut()
+        && let Err(e) = scheduler.shutdown().await
+    {
+        tracing::warn!(error = %e, "schedule did not stop cleanly");
+    }
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    ctx.log.flush().await;
+    Ok(())
+}
+
+async fn startup_reason(
+    ctx: &RefreshContext,
+    schedule: Option<&shared::config::Schedule>,
+) -> Option<String> {
+    let has_snapshot = match ctx.store.current_meta().await {
+        Ok(meta) => meta.is_some(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the current snapshot at start");
+            false
+        }
+    };
+    let last_success = match ctx.log.last_success().await {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the refresh log at start");
+            None
+        }
+    };
+    schedule::catch_up_reason(schedule, (ctx.clock)(), has_snapshot, last_success)
+}
+
+/// Takes requests one batch at a time: everything queued when a refresh starts is
+/// answered by that refresh.
+async fn work(
+    ctx: &RefreshContext,
+    mut requests: mpsc::UnboundedReceiver<Queued>,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = requests.recv() => match next {
+                Some(request) => request,
+                None => return,
+            },
+        };
+        let mut run = RefreshRun {
+            trigger: first.trigger,
+            request_ids: vec![first.request_id],
+        };
+        while let Ok(more) = requests.try_recv() {
+            run.request_ids.push(more.request_id);
+        }
+        run_recorded(ctx, &run).await;
+    }
+}
+
+/// Turns messages on `P:refresh` into queued requests, rejecting malformed ones.
+async fn listen(
+    ctx: Arc<RefreshContext>,
+    subscriber: SubscriberClient,
+    queue: mpsc::UnboundedSender<Queued>,
+    shutdown: CancellationToken,
+) {
+    let mut messages = subscriber.message_rx();
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            message = messages.recv() => message,
+        };
+        match message {
+            Ok(message) => {
+                let payload = message.value.as_bytes().unwrap_or_default();
+                match RefreshRequest::parse(payload) {
+                    Ok(request) => {
+                        tracing::info!(
+                            request_id = ?request.request_id,
+                            reason = ?request.reason,
+                            requested_by = ?request.requested_by,
+                            "refresh requested"
+                        );
+                        let queued = Queued::new(request.trigger(), request.request_id.clone());
+                        if queue.send(queued).is_err() {
+                            break;
+                        }
+                    }
+                    Err(rejected) => {
+                        tracing::warn!(error = %rejected, "refresh request rejected");
+                        let event = Event::for_outcome(RefreshOutcome {
+                            request_id: None,
+                            trigger: RefreshRequest::DEFAULT_TRIGGER.to_owned(),
+                            status: RefreshStatus::Rejected,
+                            count: None,
+                            version: None,
+                            etag: None,
+                            execution_time_ms: None,
+                            error: Some(rejected.to_string()),
+                        });
+                        publish_event(&ctx, &event).await;
+                    }
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "refresh requests were dropped while busy; queueing one refresh to cover them"
+                );
+                if queue
+                    .send(Queued::new(RefreshRequest::DEFAULT_TRIGGER, None))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+    if let Err(e) = subscriber.quit().await {
+        tracing::debug!(error = %e, "subscriber did not quit cleanly");
+    }
+}
+
+async fn flush_log_periodically(ctx: Arc<RefreshContext>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(LOG_FLUSH_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => { ctx.log.flush().await; }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The compiled `refresh-service` binary: configuration errors, `once`, `trigger`, `migrate`.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+async fn run(cmd: &mut tokio::process::Command) -> (i32, String, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("command finished")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_non_zero_with_one_line_naming_the_variable() {
+    let base = settings(
+        "postgres://postgres@127.0.0.1:5432/none",
+        "ofertasws_test_cfg",
+    );
+    for (variable, value) in [
+        ("REFRESH_SCHEDULE", "every morning"),
+        ("REFRESH_TIMEZONE", "Mars/Olympus_Mons"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("RANKER_MODEL", "/nonexistent/model.onnx"),
+        ("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"),
+        ("OFERTASWS_PREFIX", "has space"),
+    ] {
+        let (code, _, stderr) = run(command(&base, &["once"]).env(variable, value)).await;
+        assert_ne!(code, 0, "{variable}={value} must fail");
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{variable}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{variable}: one line, got {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn once_refreshes_and_a_concurrent_once_is_skipped() {
+    let env = TestEnv::new().await;
+    seed(&env.db.pool, 1, 25).await;
+    let blocker = block_offers_table(&env.db.url).await;
+    let first = env.command(&["once"]).output();
+    let first = tokio::spawn(first);
+    eventually(
+        Duration::from_secs(20),
+        "the first once to take the lock",
+        || lock_held(&env.ctx.store),
+    )
+    .await;
+
+    let (code, stdout, stderr) = run(&mut env.command(&["once", "--trigger", "cronjob-b"])).await;
+    assert_eq!(code, 0, "a skipped once exits 0: {stderr}");
+    assert!(stderr.contains("skipped"), "{stderr}");
+    assert!(stdout.contains(r#""status":"skipped""#), "{stdout}");
+    drop(blocker);
+
+    let first = first.await.unwrap().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains(r#""status":"success""#));
+    let rows = log_rows(&env.db.pool).await;
+    let mut seen: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    seen.sort();
+    assert_eq!(seen, [("skipped", "cronjob-b"), ("success", "cronjob")]);
+}
+
+#[tokio::test]
+async fn once_fails_non_zero_when_postgres_is_unreachable() {
+    let env = TestEnv::new().await;
+    let mut unreachable = env.settings.clone();
+    unreachable.database_url = "postgres://postgres@127.0.0.1:1/ofertasws"
+        .to_owned()
+        .into();
+    let (code, stdout, _) = run(&mut command(&unreachable, &["once"])).await;
+    assert_eq!(code, 1);
+    assert!(stdout.contains(r#""status":"failed""#), "{stdout}");
+    assert!(env.ctx.store.current_meta().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherwise() {
+    let env = TestEnv::new().await;
+    seed(&env.db.pool, 1, 5).await;
+    let (code, _, stderr) = run(&mut env.command(&["trigger", "--wait", "--timeout", "5"])).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("no refresh-service is subscribed"),
+        "{stderr}"
+    );
+
+    let mut daemon = env.command(&["run"]).spawn().unwrap();
+    let mut events = Events::subscribe(&env.prefix.0).await;
+    events
+        .next_matching(
+            Duration::from_secs(30),
+            |e| matches!(e, shared::events::Event::RefreshCompleted(o) if o.trigger == "startup"),
+        )
+        .await;
+    change(&env.db.pool, 2).await;
+    let (code, stdout, stderr) =
+        run(&mut env.command(&["trigger", "--wait", "--reason", "test"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(r#""type":"refresh.completed""#)
+            && stdout.contains(r#""status":"success""#),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = run(&mut env.command(&["trigger"])).await;
+    assert_eq!(code, 0);
+    assert!(stdout.contains(r#""status":"accepted""#), "{stdout}");
+
+    // SIGTERM: the daemon stops cleanly.
+    let pid = daemon.id().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn migrate_creates_the_database_and_is_idempotent() {
+    let name = format!("ofertasws_test_migrate_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
+    let cfg = settings(&url, "unused");
+    for _ in 0..2 {
+        let (code, _, stderr) = run(&mut command(&cfg, &["migrate"])).await;
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables where table_schema = 'public' and table_name like 'oferta%' order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, ["ofertas", "ofertasws_cache_refresh_log"]);
+    pool.close().await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        r#"drop database "{name}" with (force)"#
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}

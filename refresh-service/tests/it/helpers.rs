@@ -1,0 +1,463 @@
+//! Test harness: a fresh database and Redis prefix per test, offer fixtures, an event
+//! listener, and a TCP proxy that can cut a connection like a network failure would.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fred::prelude::{ClientLike, EventInterface, KeysInterface, LuaInterface, PubsubInterface};
+use secrecy::SecretString;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+use refresh_service::context::{RefreshContext, connect_store, migrate, pg_pool};
+use refresh_service::rank::Ranker;
+use shared::config::{RedisSettings, RefreshSettings};
+use shared::events::Event;
+
+/// Postgres server (any database) tests create their databases on.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Redis tests use (each with its own prefix).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(kind: &str) -> String {
+    format!("ofertasws_test_{kind}_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
+    format!("{base}/{database}")
+}
+
+/// A database of the test's own, migrated, dropped when the value is dropped.
+pub struct TestDb {
+    /// Database name.
+    pub name: String,
+    /// URL of the database.
+    pub url: String,
+    /// Pool connected to it.
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = unique("db");
+        let mut admin = PgConnection::connect(&admin_url())
+            .await
+            .expect("postgres reachable");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.ok();
+        let url = with_database(&admin_url(), &name);
+        let pool = PgPool::connect(&url).await.unwrap();
+        migrate(&pool).await.unwrap();
+        Self { name, url, pool }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // `with (force)` ends the pool's connections; the pool itself belongs to the test's
+        // runtime, which is blocked here, so it must not be awaited.
+        let name = self.name.clone();
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        r#"drop database if exists "{name}" with (force)"#
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// A Redis prefix of the test's own; its keys are deleted when dropped.
+pub struct TestPrefix(pub String);
+
+impl TestPrefix {
+    pub fn new() -> Self {
+        Self(unique("p"))
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        let pattern = format!("{}:*", self.0);
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                let client = shared::redis::client(&RedisSettings::new(redis_url(), "cleanup")).unwrap();
+                if shared::redis::connect(&client).await.is_ok() {
+                    let _: Result<i64, _> = client
+                        .eval(
+                            "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
+                            Vec::<String>::new(),
+                            vec![pattern],
+                        )
+                        .await;
+                    let _ = client.quit().await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// Refresh settings pointing at `database_url` and `prefix`, schedule off.
+pub fn settings(database_url: &str, prefix: &str) -> RefreshSettings {
+    RefreshSettings {
+        database_url: SecretString::from(database_url.to_owned()),
+        redis: RedisSettings::new(redis_url(), prefix),
+        refresh_schedule: "off".into(),
+        refresh_timezone: "America/Panama".into(),
+        ranker_model: concat!(env!("CARGO_MANIFEST_DIR"), "/models/offer_ranker.onnx").into(),
+        ort_dylib_path: concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../.local/onnxruntime/libonnxruntime.so"
+        )
+        .into(),
+    }
+}
+
+/// A database, a prefix and a refresh context over them.
+pub struct TestEnv {
+    pub db: TestDb,
+    pub prefix: TestPrefix,
+    pub settings: RefreshSettings,
+    pub ctx: Arc<RefreshContext>,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        shared::telemetry::init_for_tests();
+        let db = TestDb::new().await;
+        let prefix = TestPrefix::new();
+        let settings = settings(&db.url, &prefix.0);
+        let ctx = Arc::new(context_for(&settings).await);
+        Self {
+            db,
+            prefix,
+            settings,
+            ctx,
+        }
+    }
+
+    /// Same environment, but with a pinned clock.
+    pub async fn with_clock(settings: &RefreshSettings, now: DateTime<Utc>) -> RefreshContext {
+        let mut ctx = context_for(settings).await;
+        ctx.clock = Arc::new(move || now);
+        ctx
+    }
+
+    /// Runs the compiled `refresh-service` binary with this environment's settings.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        command(&self.settings, args)
+    }
+}
+
+pub async fn context_for(settings: &RefreshSettings) -> RefreshContext {
+    let ranker = Ranker::load(&settings.ranker_model, &settings.ort_dylib_path).unwrap();
+    let store = connect_store(&settings.redis).await.unwrap();
+    RefreshContext::new(pg_pool(settings).unwrap(), store, ranker)
+}
+
+/// The `refresh-service` binary with `settings` in its environment.
+pub fn command(settings: &RefreshSettings, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_refresh-service"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "DATABASE_URL",
+            secrecy::ExposeSecret::expose_secret(&settings.database_url),
+        )
+        .env("REDIS_URL", &settings.redis.redis_url)
+        .env("OFERTASWS_PREFIX", &settings.redis.prefix)
+        .env("REFRESH_SCHEDULE", &settings.refresh_schedule)
+        .env("REFRESH_TIMEZONE", &settings.refresh_timezone)
+        .env("RANKER_MODEL", &settings.ranker_model)
+        .env("ORT_DYLIB_PATH", &settings.ort_dylib_path)
+        .env("LOG_FORMAT", "text")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// One offer row; `Offer::live(id)` is active, started a day ago, open-ended.
+#[derive(Clone, Debug)]
+pub struct Offer {
+    pub id: i64,
+    pub merchant_id: i64,
+    pub title: String,
+    pub category: String,
+    pub price: &'static str,
+    pub original_price: Option<&'static str>,
+    pub image_url: Option<String>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub active: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Offer {
+    pub fn live(id: i64) -> Self {
+        let now = Utc::now();
+        Self {
+            id,
+            merchant_id: 100 + id % 7,
+            title: format!("Oferta {id}"),
+            category: ["Restaurantes", "Moda", "Tecnología", "Hogar"][(id % 4) as usize].into(),
+            price: ["12.50", "3.99", "149.00", "25.00", "7.25"][(id % 5) as usize],
+            original_price: [
+                Some("20.00"),
+                None,
+                Some("199.99"),
+                Some("25.00"),
+                Some("9.00"),
+            ][(id % 5) as usize],
+            image_url: (id % 3 != 0).then(|| format!("https://img.example.pa/{id}.jpg")),
+            starts_at: now - chrono::Duration::days(1),
+            ends_at: (id % 2 == 0).then(|| now + chrono::Duration::days(id % 30 + 1)),
+            active: true,
+            updated_at: now - chrono::Duration::hours(id % 48),
+        }
+    }
+
+    pub async fn insert(&self, pool: &PgPool) {
+        sqlx::query(
+            "insert into ofertas (id, merchant_id, merchant_name, title, description, category, price,
+               original_price, currency, image_url, starts_at, ends_at, active, updated_at)
+             values ($1, $2, $3, $4, $5, $6, $7::numeric, $8::numeric, 'USD', $9, $10, $11, $12, $13)",
+        )
+        .bind(self.id)
+        .bind(self.merchant_id)
+        .bind(format!("Comercio {} \"Panamá\"", self.merchant_id))
+        .bind(&self.title)
+        .bind((self.id % 2 == 0).then(|| format!("Descripción de la oferta {}", self.id)))
+        .bind(&self.category)
+        .bind(self.price)
+        .bind(self.original_price)
+        .bind(&self.image_url)
+        .bind(self.starts_at)
+        .bind(self.ends_at)
+        .bind(self.active)
+        .bind(self.updated_at)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// Inserts `count` live offers with ids `first..first+count`.
+pub async fn seed(pool: &PgPool, first: i64, count: i64) {
+    for id in first..first + count {
+        Offer::live(id).insert(pool).await;
+    }
+}
+
+/// Touches one offer so the next refresh sees changed content.
+pub async fn change(pool: &PgPool, id: i64) {
+    sqlx::query("update ofertas set title = title || '!', updated_at = now() where id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Everything published on `P:events` from the moment it was created.
+pub struct Events {
+    _subscriber: fred::clients::SubscriberClient,
+    rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+}
+
+impl Events {
+    pub async fn subscribe(prefix: &str) -> Self {
+        let settings = RedisSettings::new(redis_url(), prefix);
+        let subscriber = shared::redis::subscriber(&settings).unwrap();
+        shared::redis::connect(&subscriber).await.unwrap();
+        let rx = subscriber.message_rx();
+        subscriber
+            .subscribe(shared::keys::Keys::new(prefix).events_channel())
+            .await
+            .unwrap();
+        Self {
+            _subscriber: subscriber,
+            rx,
+        }
+    }
+
+    /// The next event matching `wanted`, failing the test after `within`.
+    pub async fn next_matching(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&Event) -> bool,
+    ) -> Event {
+        tokio::time::timeout(within, async {
+            loop {
+                let message = self.rx.recv().await.expect("event stream open");
+                let event: Event =
+                    serde_json::from_slice(message.value.as_bytes().unwrap_or_default())
+                        .expect("valid event");
+                if wanted(&event) {
+                    return event;
+                }
+            }
+        })
+        .await
+        .expect("expected event did not arrive in time")
+    }
+
+    /// Every event that arrives within `window`.
+    pub async fn drain(&mut self, window: Duration) -> Vec<Event> {
+        let mut events = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Ok(message)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            if let Ok(event) = serde_json::from_slice(message.value.as_bytes().unwrap_or_default())
+            {
+                events.push(event);
+            }
+        }
+        events
+    }
+}
+
+/// Publishes `payload` on the refresh channel of `prefix`; returns the receiver count.
+pub async fn publish_request(prefix: &str, payload: impl Into<fred::types::Value> + Send) -> i64 {
+    let client = shared::redis::client(&RedisSettings::new(redis_url(), prefix)).unwrap();
+    shared::redis::connect(&client).await.unwrap();
+    let receivers: i64 = client
+        .publish(
+            shared::keys::Keys::new(prefix).refresh_channel(),
+            payload.into(),
+        )
+        .await
+        .unwrap();
+    let _ = client.quit().await;
+    receivers
+}
+
+/// Waits until `condition` holds, polling every 20 ms, failing after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the refresh lock of `prefix` is held.
+pub async fn lock_held(store: &shared::store::SnapshotStore) -> bool {
+    let held: Option<String> = store
+        .client()
+        .get(store.keys().refresh_lock())
+        .await
+        .unwrap();
+    held.is_some()
+}
+
+/// Holds an exclusive lock on `ofertas` until dropped or committed, so a refresh blocks
+/// inside its query: a refresh "in progress" for as long as the test needs.
+pub async fn block_offers_table(url: &str) -> PgConnection {
+    let mut conn = PgConnection::connect(url).await.unwrap();
+    conn.execute("begin; lock table ofertas in access exclusive mode")
+        .await
+        .unwrap();
+    conn
+}
+
+/// Rows of the refresh log as (status, trigger, request_id, error).
+pub async fn log_rows(pool: &PgPool) -> Vec<(String, String, Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "select status, trigger, request_id, error from ofertasws_cache_refresh_log order by id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A TCP proxy to `upstream` that can be cut (every connection dropped, new ones
+/// refused) and restored, like a network failure between a service and its server.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (up2, conns2) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for conn in self.connections.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of refresh-service against real PostgreSQL and Redis.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod binary;
+mod daemon;
+mod helpers;
+mod pipeline;
+mod ranker;

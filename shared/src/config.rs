@@ -1,0 +1,309 @@
+//! Typed settings read from the environment (and a `.env` file), validated at start.
+//!
+//! Each service flattens the groups it needs into its clap command, so every variable is
+//! also a `--flag`. Validation turns a bad value into one [`ConfigError`] line naming the
+//! variable; nothing here panics.
+
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+use croner::{
+    Cron,
+    parser::{CronParser, Seconds},
+};
+use secrecy::SecretString;
+use thiserror::Error;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Error)]
+#[error("invalid {variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// Its value (never a secret).
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error for `variable` holding `value`.
+    pub fn new(variable: &'static str, value: impl Into<String>, reason: impl ToString) -> Self {
+        Self {
+            variable,
+            value: value.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Redis connection and key prefix, used by both services.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RedisSettings {
+    /// Redis URL: `redis://`, `rediss://`, `redis-cluster://` or `redis-sentinel://`.
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "OFERTASWS_PREFIX", default_value = "ofertasws")]
+    pub prefix: String,
+}
+
+impl RedisSettings {
+    /// Settings for `url` and `prefix` (tests and tools).
+    pub fn new(url: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            redis_url: url.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The fred client configuration for `REDIS_URL`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `REDIS_URL` when fred cannot parse it, or `OFERTASWS_PREFIX`
+    /// when the prefix is empty or contains spaces or braces.
+    pub fn client_config(&self) -> Result<fred::types::config::Config, ConfigError> {
+        if self.prefix.is_empty()
+            || self
+                .prefix
+                .contains(|c: char| c.is_whitespace() || c == '{' || c == '}')
+        {
+            return Err(ConfigError::new(
+                "OFERTASWS_PREFIX",
+                &self.prefix,
+                "must be non-empty, without spaces or braces",
+            ));
+        }
+        const SCHEMES: [&str; 6] = [
+            "redis://",
+            "rediss://",
+            "redis-cluster://",
+            "rediss-cluster://",
+            "redis-sentinel://",
+            "rediss-sentinel://",
+        ];
+        if !SCHEMES
+            .iter()
+            .any(|scheme| self.redis_url.starts_with(scheme))
+        {
+            return Err(ConfigError::new(
+                "REDIS_URL",
+                redact_url(&self.redis_url),
+                "must start with redis://, rediss://, redis-cluster:// or redis-sentinel://",
+            ));
+        }
+        fred::types::config::Config::from_url(&self.redis_url)
+            .map_err(|e| ConfigError::new("REDIS_URL", redact_url(&self.redis_url), e.details()))
+    }
+}
+
+/// The refresh schedule: a six-field cron expression (seconds first) in a time zone.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// The expression as configured.
+    pub expression: String,
+    /// The parsed expression, with the same rules tokio-cron-scheduler applies.
+    pub cron: Cron,
+    /// Time zone the expression is read in.
+    pub timezone: Tz,
+}
+
+/// Parses a six-field cron expression the way tokio-cron-scheduler does (seconds required,
+/// day-of-month AND day-of-week).
+///
+/// # Errors
+/// A message saying what croner could not parse.
+pub fn parse_cron(expression: &str) -> Result<Cron, String> {
+    CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expression)
+        .map_err(|e| e.to_string())
+}
+
+/// Settings of `refresh-service`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RefreshSettings {
+    /// PostgreSQL URL of the offers database.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/ofertasws",
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+    /// Redis connection and prefix.
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    /// Cron expression (sec min hour dom mon dow) of the in-process schedule, or `off`.
+    #[arg(long, env = "REFRESH_SCHEDULE", default_value = "0 0 10,15 * * *")]
+    pub refresh_schedule: String,
+    /// IANA time zone of the schedule.
+    #[arg(long, env = "REFRESH_TIMEZONE", default_value = "America/Panama")]
+    pub refresh_timezone: String,
+    /// ONNX ranking model.
+    #[arg(long, env = "RANKER_MODEL", default_value = DEFAULT_RANKER_MODEL)]
+    pub ranker_model: PathBuf,
+    /// ONNX Runtime shared library (`libonnxruntime.so`).
+    #[arg(long, env = "ORT_DYLIB_PATH", default_value = DEFAULT_ORT_DYLIB)]
+    pub ort_dylib_path: PathBuf,
+}
+
+impl RefreshSettings {
+    /// The in-process schedule, or `None` when `REFRESH_SCHEDULE=off`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `REFRESH_SCHEDULE` or `REFRESH_TIMEZONE`.
+    pub fn schedule(&self) -> Result<Option<Schedule>, ConfigError> {
+        let timezone: Tz = self
+            .refresh_timezone
+            .parse()
+            .map_err(|e| ConfigError::new("REFRESH_TIMEZONE", &self.refresh_timezone, e))?;
+        let expression = self.refresh_schedule.trim();
+        if expression.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let cron = parse_cron(expression)
+            .map_err(|e| ConfigError::new("REFRESH_SCHEDULE", expression, e))?;
+        Ok(Some(Schedule {
+            expression: expression.to_owned(),
+            cron,
+            timezone,
+        }))
+    }
+
+    /// Checks every setting that can be checked without connecting anywhere.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.client_config()?;
+        self.schedule()?;
+        let url = secrecy::ExposeSecret::expose_secret(&self.database_url);
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                redact_url(url),
+                "must be a postgres:// URL",
+            ));
+        }
+        require_file("RANKER_MODEL", &self.ranker_model)?;
+        require_file("ORT_DYLIB_PATH", &self.ort_dylib_path)
+    }
+}
+
+fn require_file(variable: &'static str, path: &std::path::Path) -> Result<(), ConfigError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            variable,
+            path.display().to_string(),
+            "no such file",
+        ))
+    }
+}
+
+/// The URL with any password replaced by `***`, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The ranking model shipped in the workspace this binary was built from.
+const DEFAULT_RANKER_MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../refresh-service/models/offer_ranker.onnx"
+);
+/// Where the set-up script installs ONNX Runtime in that workspace.
+const DEFAULT_ORT_DYLIB: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../.local/onnxruntime/libonnxruntime.so"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: RefreshSettings,
+    }
+
+    fn settings(args: &[&str]) -> RefreshSettings {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    #[test]
+    fn defaults_schedule_twice_a_day_in_panama() {
+        let schedule = settings(&[]).schedule().unwrap().unwrap();
+        assert_eq!(schedule.expression, "0 0 10,15 * * *");
+        assert_eq!(schedule.timezone, chrono_tz::America::Panama);
+    }
+
+    #[test]
+    fn off_disables_the_schedule() {
+        assert!(
+            settings(&["--refresh-schedule", "off"])
+                .schedule()
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = settings(&["--refresh-schedule", "every day"])
+            .schedule()
+            .unwrap_err();
+        assert_eq!(err.variable, "REFRESH_SCHEDULE");
+        let err = settings(&["--refresh-timezone", "Mars/Olympus"])
+            .schedule()
+            .unwrap_err();
+        assert_eq!(err.variable, "REFRESH_TIMEZONE");
+        assert!(
+            err.to_string()
+                .starts_with("invalid REFRESH_TIMEZONE=\"Mars/Olympus\""),
+            "{err}"
+        );
+        let err = settings(&["--redis-url", "http://nope"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable, "REDIS_URL");
+        let err = settings(&["--database-url", "mysql://x"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        let err = settings(&["--ranker-model", "/nonexistent.onnx"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable, "RANKER_MODEL");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    }
+}

@@ -1,0 +1,307 @@
+//! Messages on the two channels: refresh requests (`P:refresh`) and events (`P:events`).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Largest refresh request accepted, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A refresh request as published on `P:refresh`. Every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    /// Correlates the request with its outcome event; generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Free text saying why (logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who asked (logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Trigger recorded in the refresh log; `ops` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+}
+
+/// Why a message on `P:refresh` was not accepted as a request.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum RequestRejected {
+    /// The message exceeds [`MAX_REQUEST_BYTES`].
+    #[error("refresh request is {0} bytes, over the {MAX_REQUEST_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// The message starts with `{` but is not a valid request object.
+    #[error("refresh request is not valid JSON: {0}")]
+    InvalidJson(String),
+}
+
+impl RefreshRequest {
+    /// Trigger name used when a request names none.
+    pub const DEFAULT_TRIGGER: &'static str = "ops";
+
+    /// Parses an ops message: empty or plain text is a request (the text is its reason);
+    /// a message starting with `{` must be a JSON request object.
+    ///
+    /// # Errors
+    /// [`RequestRejected`] for an oversize message or malformed JSON.
+    pub fn parse(payload: &[u8]) -> Result<Self, RequestRejected> {
+        if payload.len() > MAX_REQUEST_BYTES {
+            return Err(RequestRejected::TooLarge(payload.len()));
+        }
+        let text = String::from_utf8_lossy(payload);
+        let text = text.trim();
+        if text.starts_with('{') {
+            return serde_json::from_str(text)
+                .map_err(|e| RequestRejected::InvalidJson(e.to_string()));
+        }
+        Ok(Self {
+            reason: (!text.is_empty()).then(|| text.to_owned()),
+            ..Self::default()
+        })
+    }
+
+    /// The trigger to record: the request's own, or `ops`.
+    pub fn trigger(&self) -> &str {
+        self.trigger.as_deref().unwrap_or(Self::DEFAULT_TRIGGER)
+    }
+}
+
+/// Outcome status of a refresh attempt, as logged and published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshStatus {
+    /// A new snapshot was published.
+    Success,
+    /// The offers were unchanged; the current snapshot stays.
+    Unchanged,
+    /// Another refresh held the lock, or a newer snapshot was already current.
+    Skipped,
+    /// The refresh failed; the current snapshot stays.
+    Failed,
+    /// The request itself was malformed and never ran.
+    Rejected,
+}
+
+impl RefreshStatus {
+    /// The lower-case name stored in the refresh log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Unchanged => "unchanged",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Body of `snapshot.updated`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUpdated {
+    /// New current version.
+    pub version: String,
+    /// Its ETag.
+    pub etag: String,
+    /// Number of offers.
+    pub count: u64,
+    /// When it was generated (`…T15:00:00.123Z`).
+    pub generated_at: String,
+}
+
+/// Body of the `refresh.*` events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshOutcome {
+    /// The request this answers, when there was one.
+    pub request_id: Option<String>,
+    /// Trigger of the refresh (`schedule`, `ops`, …).
+    pub trigger: String,
+    /// What happened.
+    pub status: RefreshStatus,
+    /// Offers in the current snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Current version after the refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Current ETag after the refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Wall time of the attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_time_ms: Option<u64>,
+    /// Why it failed, was skipped or was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An event on `P:events`, tagged by `type`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A new snapshot is fully written and current.
+    #[serde(rename = "snapshot.updated")]
+    SnapshotUpdated(SnapshotUpdated),
+    /// A refresh finished with `success` or `unchanged`.
+    #[serde(rename = "refresh.completed")]
+    RefreshCompleted(RefreshOutcome),
+    /// A refresh failed.
+    #[serde(rename = "refresh.failed")]
+    RefreshFailed(RefreshOutcome),
+    /// A refresh was skipped.
+    #[serde(rename = "refresh.skipped")]
+    RefreshSkipped(RefreshOutcome),
+    /// A request was malformed.
+    #[serde(rename = "refresh.rejected")]
+    RefreshRejected(RefreshOutcome),
+}
+
+impl Event {
+    /// The `refresh.*` event that reports `outcome`, chosen by its status.
+    pub fn for_outcome(outcome: RefreshOutcome) -> Self {
+        match outcome.status {
+            RefreshStatus::Success | RefreshStatus::Unchanged => Self::RefreshCompleted(outcome),
+            RefreshStatus::Failed => Self::RefreshFailed(outcome),
+            RefreshStatus::Skipped => Self::RefreshSkipped(outcome),
+            RefreshStatus::Rejected => Self::RefreshRejected(outcome),
+        }
+    }
+
+    /// The refresh outcome this event carries, if it is a `refresh.*` event.
+    pub fn outcome(&self) -> Option<&RefreshOutcome> {
+        match self {
+            Self::SnapshotUpdated(_) => None,
+            Self::RefreshCompleted(o)
+            | Self::RefreshFailed(o)
+            | Self::RefreshSkipped(o)
+            | Self::RefreshRejected(o) => Some(o),
+        }
+    }
+
+    /// Serialises the event as published.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail: every field is a string or number.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_and_empty_messages_are_ops_requests() {
+        let empty = RefreshRequest::parse(b"").unwrap();
+        assert_eq!(empty, RefreshRequest::default());
+        assert_eq!(empty.trigger(), "ops");
+        let plain = RefreshRequest::parse(b"  promo de navidad \n").unwrap();
+        assert_eq!(plain.reason.as_deref(), Some("promo de navidad"));
+        assert_eq!(plain.trigger(), "ops");
+    }
+
+    #[test]
+    fn json_requests_keep_their_fields_and_ignore_unknown_ones() {
+        let req = RefreshRequest::parse(
+            br#"{"request_id":"abc","reason":"promo","requested_by":"ops","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(req.request_id.as_deref(), Some("abc"));
+        assert_eq!(req.reason.as_deref(), Some("promo"));
+        assert_eq!(req.requested_by.as_deref(), Some("ops"));
+        assert_eq!(
+            RefreshRequest::parse(b"{}").unwrap(),
+            RefreshRequest::default()
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_oversize_messages_are_rejected() {
+        assert!(matches!(
+            RefreshRequest::parse(b"{not json"),
+            Err(RequestRejected::InvalidJson(_))
+        ));
+        assert!(matches!(
+            RefreshRequest::parse(br#"{"request_id": 5}"#),
+            Err(RequestRejected::InvalidJson(_))
+        ));
+        let big = vec![b'a'; MAX_REQUEST_BYTES + 1];
+        assert_eq!(
+            RefreshRequest::parse(&big),
+            Err(RequestRejected::TooLarge(MAX_REQUEST_BYTES + 1))
+        );
+        assert!(RefreshRequest::parse(&big[..MAX_REQUEST_BYTES]).is_ok());
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let req = RefreshRequest {
+            request_id: Some("r1".into()),
+            reason: Some("why".into()),
+            requested_by: Some("me".into()),
+            trigger: Some("api".into()),
+        };
+        assert_eq!(
+            RefreshRequest::parse(serde_json::to_string(&req).unwrap().as_bytes()).unwrap(),
+            req
+        );
+    }
+
+    #[test]
+    fn events_round_trip_with_their_type_tag() {
+        let updated = Event::SnapshotUpdated(SnapshotUpdated {
+            version: "3-abc".into(),
+            etag: "\"3-abc\"".into(),
+            count: 7,
+            generated_at: "2026-11-22T15:00:00.123Z".into(),
+        });
+        let json = updated.to_json();
+        assert!(json.starts_with(r#"{"type":"snapshot.updated""#), "{json}");
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), updated);
+
+        for status in [
+            RefreshStatus::Success,
+            RefreshStatus::Unchanged,
+            RefreshStatus::Failed,
+            RefreshStatus::Skipped,
+            RefreshStatus::Rejected,
+        ] {
+            let outcome = RefreshOutcome {
+                request_id: Some("r".into()),
+                trigger: "ops".into(),
+                status,
+                count: Some(1),
+                version: None,
+                etag: None,
+                execution_time_ms: Some(12),
+                error: None,
+            };
+            let event = Event::for_outcome(outcome.clone());
+            let json = event.to_json();
+            assert!(
+                json.contains(&format!(r#""status":"{}""#, status.as_str())),
+                "{json}"
+            );
+            let back: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.outcome(), Some(&outcome));
+        }
+        let tag = |s| {
+            serde_json::from_str::<serde_json::Value>(
+                &Event::for_outcome(RefreshOutcome {
+                    request_id: None,
+                    trigger: "t".into(),
+                    status: s,
+                    count: None,
+                    version: None,
+                    etag: None,
+                    execution_time_ms: None,
+                    error: None,
+                })
+                .to_json(),
+            )
+            .unwrap()["type"]
+                .clone()
+        };
+        assert_eq!(tag(RefreshStatus::Unchanged), "refresh.completed");
+        assert_eq!(tag(RefreshStatus::Failed), "refresh.failed");
+        assert_eq!(tag(RefreshStatus::Skipped), "refresh.skipped");
+        assert_eq!(tag(RefreshStatus::Rejected), "refresh.rejected");
+    }
+}

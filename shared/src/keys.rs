@@ -1,0 +1,105 @@
+//! Names of every Redis key and channel, derived from `OFERTASWS_PREFIX`.
+//!
+//! Snapshot keys share the hash tag `{snapshot}` so the atomic switch script can touch
+//! them together on a Redis Cluster too. Layout (`P` = prefix):
+//!
+//! | name | kind | holds |
+//! |---|---|---|
+//! | `P:{snapshot}:current` | string | JSON [`SnapshotMeta`](crate::snapshot::SnapshotMeta) of the current snapshot |
+//! | `P:{snapshot}:seq` | string | counter; every refresh takes the next number |
+//! | `P:{snapshot}:versions` | sorted set | retained versions, scored by their sequence number |
+//! | `P:{snapshot}:v:VERSION:meta` | string | that version's metadata |
+//! | `P:{snapshot}:v:VERSION:gzip` / `:zstd` | string | that version's compressed document |
+//! | `P:lock:refresh` | string | the refresh lock's owner token, with an expiry |
+//! | `P:refresh` | channel | refresh requests from operators and the API |
+//! | `P:events` | channel | JSON [`Event`](crate::events::Event)s |
+
+use crate::snapshot::Codec;
+
+/// Key and channel names for one deployment prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Names under `prefix` (the value of `OFERTASWS_PREFIX`).
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix every name starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Metadata of the current snapshot.
+    pub fn current(&self) -> String {
+        format!("{}:{{snapshot}}:current", self.prefix)
+    }
+
+    /// Sequence counter handing out snapshot numbers.
+    pub fn seq(&self) -> String {
+        format!("{}:{{snapshot}}:seq", self.prefix)
+    }
+
+    /// Sorted set of retained versions.
+    pub fn versions(&self) -> String {
+        format!("{}:{{snapshot}}:versions", self.prefix)
+    }
+
+    /// Common start of one version's keys; the switch script appends `meta`, `gzip`, `zstd`.
+    pub fn version_prefix(&self) -> String {
+        format!("{}:{{snapshot}}:v:", self.prefix)
+    }
+
+    /// Metadata of one version.
+    pub fn version_meta(&self, version: &str) -> String {
+        format!("{}{version}:meta", self.version_prefix())
+    }
+
+    /// Compressed body of one version.
+    pub fn version_body(&self, version: &str, codec: Codec) -> String {
+        format!("{}{version}:{}", self.version_prefix(), codec.name())
+    }
+
+    /// The lock that keeps one refresh at a time.
+    pub fn refresh_lock(&self) -> String {
+        format!("{}:lock:refresh", self.prefix)
+    }
+
+    /// Channel on which refreshes are requested.
+    pub fn refresh_channel(&self) -> String {
+        format!("{}:refresh", self.prefix)
+    }
+
+    /// Channel on which events are published.
+    pub fn events_channel(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_start_with_the_prefix_and_share_a_hash_tag() {
+        let keys = Keys::new("p1");
+        assert_eq!(keys.current(), "p1:{snapshot}:current");
+        assert_eq!(
+            keys.version_body("7-ab", Codec::Gzip),
+            "p1:{snapshot}:v:7-ab:gzip"
+        );
+        assert_eq!(
+            keys.version_body("7-ab", Codec::Zstd),
+            "p1:{snapshot}:v:7-ab:zstd"
+        );
+        assert_eq!(keys.version_meta("7-ab"), "p1:{snapshot}:v:7-ab:meta");
+        assert_eq!(keys.refresh_channel(), "p1:refresh");
+        assert_eq!(keys.events_channel(), "p1:events");
+        assert_eq!(keys.refresh_lock(), "p1:lock:refresh");
+    }
+}

@@ -1,0 +1,14 @@
+//! Everything both ofertasws services agree on: configuration, the Redis key and channel
+//! layout, the event and snapshot types, the snapshot store itself, and telemetry.
+//!
+//! `refresh-service` writes snapshots through [`store::SnapshotStore`]; `api-service`
+//! reads them through the same type, so the layout is defined exactly once.
+
+pub mod config;
+pub mod events;
+pub mod keys;
+pub mod memory;
+pub mod redis;
+pub mod snapshot;
+pub mod store;
+pub mod telemetry;

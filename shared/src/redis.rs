@@ -1,0 +1,70 @@
+//! Building fred clients the way both services need them: reconnecting forever, commands
+//! bounded by a timeout (so an outage surfaces as an error instead of a hang), and
+//! subscribers that resubscribe by themselves after a reconnect.
+
+use std::time::Duration;
+
+use fred::clients::SubscriberClient;
+use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
+
+use crate::config::{ConfigError, RedisSettings};
+
+/// Upper bound for a single Redis command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Capacity of fred's message broadcast channel; a reader that falls further behind
+/// sees `Lagged` and resynchronises.
+const MESSAGE_CAPACITY: usize = 1024;
+
+fn builder(settings: &RedisSettings) -> Result<Builder, ConfigError> {
+    let mut config = settings.client_config()?;
+    config.fail_fast = true;
+    let mut builder = Builder::from_config(config);
+    builder
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .with_performance_config(|perf| {
+            perf.default_command_timeout = COMMAND_TIMEOUT;
+            perf.broadcast_channel_capacity = MESSAGE_CAPACITY;
+        })
+        .with_connection_config(|conn| {
+            conn.connection_timeout = COMMAND_TIMEOUT;
+            conn.internal_command_timeout = COMMAND_TIMEOUT;
+        });
+    Ok(builder)
+}
+
+/// A command client, not yet connected (call `init`).
+///
+/// # Errors
+/// [`ConfigError`] when `REDIS_URL` or `OFERTASWS_PREFIX` is invalid.
+pub fn client(settings: &RedisSettings) -> Result<Client, ConfigError> {
+    builder(settings)?.build().map_err(|e| {
+        ConfigError::new(
+            "REDIS_URL",
+            crate::config::redact_url(&settings.redis_url),
+            e.details(),
+        )
+    })
+}
+
+/// A subscriber client, not yet connected (call `init`, then `manage_subscriptions`).
+///
+/// # Errors
+/// [`ConfigError`] when `REDIS_URL` or `OFERTASWS_PREFIX` is invalid.
+pub fn subscriber(settings: &RedisSettings) -> Result<SubscriberClient, ConfigError> {
+    builder(settings)?.build_subscriber_client().map_err(|e| {
+        ConfigError::new(
+            "REDIS_URL",
+            crate::config::redact_url(&settings.redis_url),
+            e.details(),
+        )
+    })
+}
+
+/// Connects `client`, waiting until the first connection is up.
+///
+/// # Errors
+/// The connection error when Redis cannot be reached.
+pub async fn connect<C: ClientLike>(client: &C) -> Result<(), fred::error::Error> {
+    client.init().await.map(drop)
+}

@@ -1,0 +1,300 @@
+//! The snapshot store in Redis: writing a version and switching to it atomically,
+//! and reading the current one back.
+//!
+//! A version's bodies are written first under their own keys (with a short expiry, so a
+//! writer that dies leaves nothing behind); one Lua script then checks the version is
+//! newer than the current one, points `current` at it, makes its keys permanent, gives
+//! the previous versions an expiry and trims the retained list. Readers read `current`
+//! and then the bodies it names; versioned keys never change, so a reader can never pair
+//! one version's metadata with another version's body.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use fred::prelude::{Client, Expiration, KeysInterface, LuaInterface, SortedSetsInterface};
+use thiserror::Error;
+
+use crate::keys::Keys;
+use crate::snapshot::{BodyMismatch, Codec, SnapshotMeta};
+
+/// How many versions (the current one included) stay listed and readable.
+pub const RETAINED_VERSIONS: usize = 5;
+/// How long a replaced version stays readable.
+pub const PREVIOUS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Expiry of bodies written but not (yet) switched to.
+pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
+
+const SWITCH_SCRIPT: &str = r"
+-- KEYS: current, versions, new meta, new gzip, new zstd
+-- ARGV: meta json, seq, version, version key prefix, retained count, previous ttl (s), force
+local current = redis.call('GET', KEYS[1])
+if current and ARGV[7] ~= '1' then
+  local ok, decoded = pcall(cjson.decode, current)
+  local seq = ok and tonumber(decoded['seq'])
+  if seq and seq >= tonumber(ARGV[2]) then return seq end
+end
+if redis.call('EXISTS', KEYS[3], KEYS[4], KEYS[5]) ~= 3 then
+  return redis.error_reply('ERR bodies of version ' .. ARGV[3] .. ' are missing')
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PERSIST', KEYS[3])
+redis.call('PERSIST', KEYS[4])
+redis.call('PERSIST', KEYS[5])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+local drop = #members - tonumber(ARGV[5])
+for i, v in ipairs(members) do
+  if v ~= ARGV[3] then
+    local base = ARGV[4] .. v
+    if i <= drop then
+      redis.call('DEL', base .. ':meta', base .. ':gzip', base .. ':zstd')
+      redis.call('ZREM', KEYS[2], v)
+    else
+      for _, s in ipairs({':meta', ':gzip', ':zstd'}) do
+        if redis.call('TTL', base .. s) == -1 then redis.call('EXPIRE', base .. s, ARGV[6]) end
+      end
+    end
+  end
+end
+return 0
+";
+
+/// A failure reading or writing snapshots.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Redis could not be reached or refused a command.
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    /// Stored metadata is not valid JSON of the expected shape.
+    #[error("snapshot metadata at {key} is unreadable: {source}")]
+    BadMeta {
+        /// Key read.
+        key: String,
+        /// Parse failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The metadata names a version whose bodies are gone.
+    #[error("bodies of version {0} are missing")]
+    Missing(String),
+    /// A body does not match its metadata.
+    #[error(transparent)]
+    Corrupt(#[from] BodyMismatch),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (Redis unreachable or timing out).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Redis(_))
+    }
+}
+
+/// Result of an attempt to make a version current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// The version is now current.
+    Switched,
+    /// A snapshot with this sequence number (newer or equal) is already current.
+    Superseded(u64),
+}
+
+/// Both compressed bodies of one version, verified against its metadata.
+#[derive(Clone, Debug)]
+pub struct Bodies {
+    /// gzip body.
+    pub gzip: Bytes,
+    /// zstd body.
+    pub zstd: Bytes,
+}
+
+/// Reads and writes snapshots under one prefix.
+#[derive(Clone)]
+pub struct SnapshotStore {
+    client: Client,
+    keys: Keys,
+}
+
+impl SnapshotStore {
+    /// A store using `client` (already connected) and the names in `keys`.
+    pub fn new(client: Client, keys: Keys) -> Self {
+        Self { client, keys }
+    }
+
+    /// The key and channel names in use.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The Redis client in use.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Metadata of the current snapshot, if there is one.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`] or [`StoreError::BadMeta`].
+    pub async fn current_meta(&self) -> Result<Option<SnapshotMeta>, StoreError> {
+        self.read_meta(self.keys.current()).await
+    }
+
+    /// Metadata of a retained version, if it is still stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`] or [`StoreError::BadMeta`].
+    pub async fn version_meta(&self, version: &str) -> Result<Option<SnapshotMeta>, StoreError> {
+        self.read_meta(self.keys.version_meta(version)).await
+    }
+
+    async fn read_meta(&self, key: String) -> Result<Option<SnapshotMeta>, StoreError> {
+        let raw: Option<Bytes> = self.client.get(&key).await?;
+        raw.map(|raw| {
+            serde_json::from_slice(&raw).map_err(|source| StoreError::BadMeta { key, source })
+        })
+        .transpose()
+    }
+
+    /// Both bodies of the version `meta` describes, each checked against it.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when a body is gone, [`StoreError::Corrupt`] when one does
+    /// not match, [`StoreError::Redis`] when Redis fails.
+    pub async fn bodies(&self, meta: &SnapshotMeta) -> Result<Bodies, StoreError> {
+        let (gzip, zstd): (Option<Bytes>, Option<Bytes>) = tokio::try_join!(
+            self.client
+                .get(self.keys.version_body(&meta.version, Codec::Gzip)),
+            self.client
+                .get(self.keys.version_body(&meta.version, Codec::Zstd)),
+        )?;
+        let (Some(gzip), Some(zstd)) = (gzip, zstd) else {
+            return Err(StoreError::Missing(meta.version.clone()));
+        };
+        meta.verify_body(Codec::Gzip, &gzip)?;
+        meta.verify_body(Codec::Zstd, &zstd)?;
+        Ok(Bodies { gzip, zstd })
+    }
+
+    /// The current snapshot's metadata and verified bodies, if there is one.
+    ///
+    /// # Errors
+    /// As [`Self::current_meta`] and [`Self::bodies`].
+    pub async fn load_current(&self) -> Result<Option<(SnapshotMeta, Bodies)>, StoreError> {
+        let Some(meta) = self.current_meta().await? else {
+            return Ok(None);
+        };
+        let bodies = self.bodies(&meta).await?;
+        Ok(Some((meta, bodies)))
+    }
+
+    /// Takes the next refresh sequence number.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`].
+    pub async fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.client.incr(self.keys.seq()).await?)
+    }
+
+    /// Writes a new version and makes it current unless a newer one already is.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`] when a write or the switch fails; the current snapshot is
+    /// then untouched.
+    pub async fn publish(
+        &self,
+        meta: &SnapshotMeta,
+        bodies: &Bodies,
+    ) -> Result<Switch, StoreError> {
+        let pending = Some(Expiration::EX(PENDING_VERSION_TTL.as_secs() as i64));
+        let meta_json = serde_json::to_string(meta).map_err(|source| StoreError::BadMeta {
+            key: self.keys.version_meta(&meta.version),
+            source,
+        })?;
+        let version = &meta.version;
+        let ((), (), ()) = tokio::try_join!(
+            self.client.set(
+                self.keys.version_meta(version),
+                meta_json.as_str(),
+                pending.clone(),
+                None,
+                false
+            ),
+            self.client.set(
+                self.keys.version_body(version, Codec::Gzip),
+                bodies.gzip.clone(),
+                pending.clone(),
+                None,
+                false
+            ),
+            self.client.set(
+                self.keys.version_body(version, Codec::Zstd),
+                bodies.zstd.clone(),
+                pending,
+                None,
+                false
+            ),
+        )?;
+        self.switch(meta, &meta_json, false).await
+    }
+
+    /// Makes an already stored version current again, whatever its sequence number.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when the version is no longer stored.
+    pub async fn restore(&self, meta: &SnapshotMeta) -> Result<(), StoreError> {
+        self.bodies(meta).await?;
+        let meta_json = serde_json::to_string(meta).map_err(|source| StoreError::BadMeta {
+            key: self.keys.current(),
+            source,
+        })?;
+        self.switch(meta, &meta_json, true).await.map(drop)
+    }
+
+    async fn switch(
+        &self,
+        meta: &SnapshotMeta,
+        meta_json: &str,
+        force: bool,
+    ) -> Result<Switch, StoreError> {
+        let version = &meta.version;
+        let keys = vec![
+            self.keys.current(),
+            self.keys.versions(),
+            self.keys.version_meta(version),
+            self.keys.version_body(version, Codec::Gzip),
+            self.keys.version_body(version, Codec::Zstd),
+        ];
+        let args = vec![
+            meta_json.to_owned(),
+            meta.seq.to_string(),
+            version.clone(),
+            self.keys.version_prefix(),
+            RETAINED_VERSIONS.to_string(),
+            PREVIOUS_VERSION_TTL.as_secs().to_string(),
+            if force { "1" } else { "0" }.to_owned(),
+        ];
+        let current_seq: u64 = self.client.eval(SWITCH_SCRIPT, keys, args).await?;
+        Ok(if current_seq == 0 {
+            Switch::Switched
+        } else {
+            Switch::Superseded(current_seq)
+        })
+    }
+
+    /// Retained versions, newest first, with their metadata when still stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`] or [`StoreError::BadMeta`].
+    pub async fn versions(&self) -> Result<Vec<SnapshotMeta>, StoreError> {
+        let names: Vec<String> = self
+            .client
+            .zrange(self.keys.versions(), 0, -1, None, true, None, false)
+            .await?;
+        let mut metas = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(meta) = self.version_meta(&name).await? {
+                metas.push(meta);
+            }
+        }
+        Ok(metas)
+    }
+}
