@@ -81,7 +81,7 @@ pub fn pg_pool(settings: &RefreshSettings) -> Result<PgPool, ConfigError> {
 /// # Errors
 /// A configuration error, or Redis unreachable.
 pub async fn connect_store(settings: &RedisSettings) -> anyhow::Result<SnapshotStore> {
-    let client = shared::redis::client(settings)?;
+    let client = shared::redis::client(settings, shared::redis::Start::FailFast)?;
     shared::redis::connect(&client).await.with_context(|| {
         format!(
             "cannot connect to Redis at REDIS_URL={}",

@@ -49,7 +49,7 @@ pub async fn run(
     let (queue, requests) = mpsc::unbounded_channel();
     let tracker = TaskTracker::new();
 
-    let subscriber = shared::redis::subscriber(&settings.redis)?;
+    let subscriber = shared::redis::subscriber(&settings.redis, shared::redis::Start::FailFast)?;
     shared::redis::connect(&subscriber)
         .await
         .context("cannot connect the ops-channel subscriber to Redis")?;

@@ -28,11 +28,11 @@ pub async fn trigger(
     reason: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let keys = shared::keys::Keys::new(&settings.prefix);
-    let client = shared::redis::client(settings)?;
+    let client = shared::redis::client(settings, shared::redis::Start::FailFast)?;
     shared::redis::connect(&client)
         .await
         .context("cannot connect to Redis")?;
-    let subscriber = shared::redis::subscriber(settings)?;
+    let subscriber = shared::redis::subscriber(settings, shared::redis::Start::FailFast)?;
     shared::redis::connect(&subscriber)
         .await
         .context("cannot connect to Redis")?;

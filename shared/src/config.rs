@@ -193,6 +193,84 @@ impl RefreshSettings {
     }
 }
 
+/// Settings of `api-service`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ApiSettings {
+    /// Redis connection and prefix.
+    #[command(flatten)]
+    pub redis: RedisSettings,
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "API_BIND", default_value = "0.0.0.0:8000")]
+    pub api_bind: String,
+    /// HS256 signing secret; required unless `JWT_PUBLIC_KEY_FILE` is set.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+    /// PEM public key (RSA → RS256, EC P-256 → ES256) verifying tokens.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Resident memory (MiB) above which a warning is logged.
+    #[arg(long, env = "API_RSS_WARN_MB", default_value_t = 256)]
+    pub rss_warn_mb: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "API_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ApiSettings {
+    /// Settings for tests and tools: `redis`, HS256 `secret`, bound to an ephemeral port.
+    pub fn for_secret(redis: RedisSettings, secret: &str) -> Self {
+        Self {
+            redis,
+            api_bind: "127.0.0.1:0".into(),
+            jwt_secret: Some(SecretString::from(secret.to_owned())),
+            jwt_public_key_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            rss_warn_mb: 256,
+            shutdown_grace_secs: 25,
+        }
+    }
+
+    /// The listen address.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `API_BIND`.
+    pub fn bind_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.api_bind
+            .parse()
+            .map_err(|e| ConfigError::new("API_BIND", &self.api_bind, e))
+    }
+
+    /// Checks every setting that can be checked without connecting anywhere.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`] found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.redis.client_config()?;
+        self.bind_addr()?;
+        let secret = self
+            .jwt_secret
+            .as_ref()
+            .map(|s| secrecy::ExposeSecret::expose_secret(s).is_empty());
+        match (secret, &self.jwt_public_key_file) {
+            (Some(true), _) => Err(ConfigError::new("JWT_SECRET", "", "is empty")),
+            (None, None) => Err(ConfigError::new(
+                "JWT_SECRET",
+                "",
+                "is not set: the API needs JWT_SECRET or JWT_PUBLIC_KEY_FILE to verify tokens",
+            )),
+            (_, Some(path)) => require_file("JWT_PUBLIC_KEY_FILE", path),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn require_file(variable: &'static str, path: &std::path::Path) -> Result<(), ConfigError> {
     if path.is_file() {
         Ok(())

@@ -16,9 +16,18 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// sees `Lagged` and resynchronises.
 const MESSAGE_CAPACITY: usize = 1024;
 
-fn builder(settings: &RedisSettings) -> Result<Builder, ConfigError> {
+/// What `init` does when Redis is down at start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Fail at once (commands and jobs that should exit non-zero).
+    FailFast,
+    /// Keep retrying until Redis answers (long-running services).
+    WaitForRedis,
+}
+
+fn builder(settings: &RedisSettings, start: Start) -> Result<Builder, ConfigError> {
     let mut config = settings.client_config()?;
-    config.fail_fast = true;
+    config.fail_fast = start == Start::FailFast;
     let mut builder = Builder::from_config(config);
     builder
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
@@ -37,8 +46,8 @@ fn builder(settings: &RedisSettings) -> Result<Builder, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError`] when `REDIS_URL` or `OFERTASWS_PREFIX` is invalid.
-pub fn client(settings: &RedisSettings) -> Result<Client, ConfigError> {
-    builder(settings)?.build().map_err(|e| {
+pub fn client(settings: &RedisSettings, start: Start) -> Result<Client, ConfigError> {
+    builder(settings, start)?.build().map_err(|e| {
         ConfigError::new(
             "REDIS_URL",
             crate::config::redact_url(&settings.redis_url),
@@ -51,14 +60,16 @@ pub fn client(settings: &RedisSettings) -> Result<Client, ConfigError> {
 ///
 /// # Errors
 /// [`ConfigError`] when `REDIS_URL` or `OFERTASWS_PREFIX` is invalid.
-pub fn subscriber(settings: &RedisSettings) -> Result<SubscriberClient, ConfigError> {
-    builder(settings)?.build_subscriber_client().map_err(|e| {
-        ConfigError::new(
-            "REDIS_URL",
-            crate::config::redact_url(&settings.redis_url),
-            e.details(),
-        )
-    })
+pub fn subscriber(settings: &RedisSettings, start: Start) -> Result<SubscriberClient, ConfigError> {
+    builder(settings, start)?
+        .build_subscriber_client()
+        .map_err(|e| {
+            ConfigError::new(
+                "REDIS_URL",
+                crate::config::redact_url(&settings.redis_url),
+                e.details(),
+            )
+        })
 }
 
 /// Connects `client`, waiting until the first connection is up.

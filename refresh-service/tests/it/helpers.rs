@@ -108,7 +108,7 @@ impl Drop for TestPrefix {
         std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async move {
-                let client = shared::redis::client(&RedisSettings::new(redis_url(), "cleanup")).unwrap();
+                let client = shared::redis::client(&RedisSettings::new(redis_url(), "cleanup"), shared::redis::Start::FailFast).unwrap();
                 if shared::redis::connect(&client).await.is_ok() {
                     let _: Result<i64, _> = client
                         .eval(
@@ -296,7 +296,8 @@ pub struct Events {
 impl Events {
     pub async fn subscribe(prefix: &str) -> Self {
         let settings = RedisSettings::new(redis_url(), prefix);
-        let subscriber = shared::redis::subscriber(&settings).unwrap();
+        let subscriber =
+            shared::redis::subscriber(&settings, shared::redis::Start::FailFast).unwrap();
         shared::redis::connect(&subscriber).await.unwrap();
         let rx = subscriber.message_rx();
         subscriber
@@ -346,7 +347,11 @@ impl Events {
 
 /// Publishes `payload` on the refresh channel of `prefix`; returns the receiver count.
 pub async fn publish_request(prefix: &str, payload: impl Into<fred::types::Value> + Send) -> i64 {
-    let client = shared::redis::client(&RedisSettings::new(redis_url(), prefix)).unwrap();
+    let client = shared::redis::client(
+        &RedisSettings::new(redis_url(), prefix),
+        shared::redis::Start::FailFast,
+    )
+    .unwrap();
     shared::redis::connect(&client).await.unwrap();
     let receivers: i64 = client
         .publish(

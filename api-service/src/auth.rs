@@ -1,0 +1,243 @@
+//! JWT verification with keys and validation rules built once at start.
+//!
+//! HS256 tokens are checked against `JWT_SECRET`; RS256 or ES256 tokens against the PEM
+//! in `JWT_PUBLIC_KEY_FILE`. The algorithm is pinned to the key type: a token naming any
+//! other algorithm (including `none`, or HS256 when only a public key is configured) is
+//! refused before its signature is looked at.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use shared::config::{ApiSettings, ConfigError};
+
+/// Longest token accepted; anything longer is refused without parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Why a token was refused. The message is safe to return to the client.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No bearer token was sent.
+    #[error("missing bearer token")]
+    Missing,
+    /// The token is longer than [`MAX_TOKEN_BYTES`].
+    #[error("token too long")]
+    TooLong,
+    /// The token names an algorithm no configured key accepts.
+    #[error("token algorithm not accepted")]
+    Algorithm,
+    /// Signature, format or claims are invalid.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// The claims the API reads.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Claims {
+    /// Subject (who the token is for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Role; `admin` may request refreshes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Space-separated scopes (a JSON array is accepted too); `ofertas:refresh` may
+    /// request refreshes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<serde_json::Value>,
+}
+
+/// Scope that allows `POST /api/v4/ofertasws/refresh`.
+pub const REFRESH_SCOPE: &str = "ofertas:refresh";
+
+impl Claims {
+    /// Whether the token may request a refresh: role `admin` or scope `ofertas:refresh`.
+    pub fn can_refresh(&self) -> bool {
+        if self.role.as_deref() == Some("admin") {
+            return true;
+        }
+        match &self.scope {
+            Some(serde_json::Value::String(scopes)) => {
+                scopes.split_whitespace().any(|s| s == REFRESH_SCOPE)
+            }
+            Some(serde_json::Value::Array(scopes)) => {
+                scopes.iter().any(|s| s.as_str() == Some(REFRESH_SCOPE))
+            }
+            _ => false,
+        }
+    }
+}
+
+struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// Verifies bearer tokens; built once from the settings.
+pub struct Authenticator {
+    hmac: Option<Verifier>,
+    public: Option<Verifier>,
+}
+
+impl Authenticator {
+    /// Builds the keys and validation rules from `JWT_*` settings.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when no key is configured or the public key file is unusable.
+    pub fn from_settings(settings: &ApiSettings) -> Result<Self, ConfigError> {
+        let rules = |alg| {
+            let mut validation = Validation::new(alg);
+            validation.required_spec_claims = HashSet::from(["exp".to_owned()]);
+            validation.validate_exp = true;
+            validation.validate_nbf = true;
+            validation.leeway = 30;
+            if let Some(iss) = &settings.jwt_issuer {
+                validation.set_issuer(&[iss]);
+                validation.required_spec_claims.insert("iss".to_owned());
+            }
+            match &settings.jwt_audience {
+                Some(aud) => {
+                    validation.set_audience(&[aud]);
+                    validation.required_spec_claims.insert("aud".to_owned());
+                }
+                None => validation.validate_aud = false,
+            }
+            validation
+        };
+        let hmac = settings
+            .jwt_secret
+            .as_ref()
+            .filter(|s| !s.expose_secret().is_empty())
+            .map(|secret| Verifier {
+                key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                validation: rules(Algorithm::HS256),
+            });
+        let public = match &settings.jwt_public_key_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    ConfigError::new("JWT_PUBLIC_KEY_FILE", path.display().to_string(), e)
+                })?;
+                let (key, alg) = DecodingKey::from_rsa_pem(&pem)
+                    .map(|k| (k, Algorithm::RS256))
+                    .or_else(|_| DecodingKey::from_ec_pem(&pem).map(|k| (k, Algorithm::ES256)))
+                    .map_err(|_| {
+                        ConfigError::new(
+                            "JWT_PUBLIC_KEY_FILE",
+                            path.display().to_string(),
+                            "not an RSA or EC public key in PEM format",
+                        )
+                    })?;
+                Some(Verifier {
+                    key,
+                    validation: rules(alg),
+                })
+            }
+            None => None,
+        };
+        if hmac.is_none() && public.is_none() {
+            return Err(ConfigError::new(
+                "JWT_SECRET",
+                "",
+                "is not set: the API needs JWT_SECRET or JWT_PUBLIC_KEY_FILE to verify tokens",
+            ));
+        }
+        Ok(Self { hmac, public })
+    }
+
+    /// Verifies `token` and returns its claims.
+    ///
+    /// # Errors
+    /// [`AuthError`] saying why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::TooLong);
+        }
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let verifier = [&self.hmac, &self.public]
+            .into_iter()
+            .flatten()
+            .find(|v| v.validation.algorithms.contains(&header.alg))
+            .ok_or(AuthError::Algorithm)?;
+        decode::<Claims>(token, &verifier.key, &verifier.validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+/// Signs an HS256 token with `secret` (the `api-service token` command and tests).
+///
+/// # Errors
+/// When the claims cannot be serialised.
+pub fn mint<C: Serialize>(secret: &str, claims: &C) -> Result<String, jsonwebtoken::errors::Error> {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(role: Option<&str>, scope: Option<serde_json::Value>) -> Claims {
+        Claims {
+            role: role.map(str::to_owned),
+            scope,
+            ..Claims::default()
+        }
+    }
+
+    #[test]
+    fn refresh_needs_admin_role_or_refresh_scope() {
+        assert!(claims(Some("admin"), None).can_refresh());
+        assert!(!claims(Some("user"), None).can_refresh());
+        assert!(claims(None, Some("read ofertas:refresh".into())).can_refresh());
+        assert!(claims(None, Some(serde_json::json!(["a", "ofertas:refresh"]))).can_refresh());
+        assert!(!claims(None, Some("ofertas:refresh:extra".into())).can_refresh());
+        assert!(!claims(None, None).can_refresh());
+    }
+
+    #[test]
+    fn a_minted_token_verifies_and_a_tampered_one_does_not() {
+        let settings = ApiSettings::for_secret(
+            shared::config::RedisSettings::new("redis://x", "p"),
+            "s3cret",
+        );
+        let auth = Authenticator::from_settings(&settings).unwrap();
+        let exp = (chrono::Utc::now().timestamp() + 60) as u64;
+        let token = mint(
+            "s3cret",
+            &Claims {
+                exp,
+                role: Some("admin".into()),
+                ..Claims::default()
+            },
+        )
+        .unwrap();
+        assert!(auth.verify(&token).unwrap().can_refresh());
+        let wrong = mint(
+            "other",
+            &Claims {
+                exp,
+                ..Claims::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(auth.verify(&wrong), Err(AuthError::Invalid(_))));
+        assert_eq!(auth.verify("").err(), Some(AuthError::Missing));
+        assert_eq!(
+            auth.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)).err(),
+            Some(AuthError::TooLong)
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! Prometheus metrics of the API: requests, latency, bytes, snapshot and Redis state.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
+use prometheus_client::registry::Registry;
+
+use shared::snapshot::SnapshotMeta;
+
+/// Labels of a served request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route template.
+    pub route: &'static str,
+    /// Status code.
+    pub status: u16,
+    /// Content encoding sent (`identity` when none).
+    pub encoding: &'static str,
+}
+
+/// Labels of per-route metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route template.
+    pub route: &'static str,
+}
+
+/// Labels naming the snapshot being served.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// Snapshot version.
+    pub version: String,
+}
+
+/// Every metric the API exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RouteLabels, Histogram>,
+    bytes_sent: Family<RequestLabels, Counter>,
+    not_modified: Counter,
+    snapshot_info: Family<VersionLabels, Gauge>,
+    snapshot_generated: Gauge<i64, AtomicI64>,
+    snapshot_age: Gauge<f64, AtomicU64>,
+    snapshot_offers: Gauge,
+    reloads: Counter,
+    rejected: Counter,
+    reconnects: Counter,
+    redis_up: Gauge,
+    rss: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ofertasws");
+        let metrics = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ])
+            }),
+            bytes_sent: Family::default(),
+            not_modified: Counter::default(),
+            snapshot_info: Family::default(),
+            snapshot_generated: Gauge::default(),
+            snapshot_age: Gauge::default(),
+            snapshot_offers: Gauge::default(),
+            reloads: Counter::default(),
+            rejected: Counter::default(),
+            reconnects: Counter::default(),
+            redis_up: Gauge::default(),
+            rss: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests served",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to produce a response",
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "http_response_body_bytes",
+            "Response body bytes sent",
+            metrics.bytes_sent.clone(),
+        );
+        registry.register(
+            "http_not_modified",
+            "304 Not Modified responses",
+            metrics.not_modified.clone(),
+        );
+        registry.register(
+            "snapshot_info",
+            "Snapshot version being served (value 1)",
+            metrics.snapshot_info.clone(),
+        );
+        registry.register(
+            "snapshot_generated_timestamp_seconds",
+            "generated_at of the snapshot served",
+            metrics.snapshot_generated.clone(),
+        );
+        registry.register(
+            "snapshot_age_seconds",
+            "Age of the snapshot served",
+            metrics.snapshot_age.clone(),
+        );
+        registry.register(
+            "snapshot_offers",
+            "Offers in the snapshot served",
+            metrics.snapshot_offers.clone(),
+        );
+        registry.register(
+            "snapshot_reloads",
+            "New snapshots loaded",
+            metrics.reloads.clone(),
+        );
+        registry.register(
+            "snapshot_rejected",
+            "Snapshots refused because a body did not match its metadata",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "redis_reconnects",
+            "Reconnections to Redis",
+            metrics.reconnects.clone(),
+        );
+        registry.register(
+            "redis_up",
+            "1 when the last Redis read succeeded",
+            metrics.redis_up.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident set size",
+            metrics.rss.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one response.
+    pub fn observe(
+        &self,
+        route: &'static str,
+        status: u16,
+        encoding: &'static str,
+        body_bytes: u64,
+        seconds: f64,
+    ) {
+        let labels = RequestLabels {
+            route,
+            status,
+            encoding,
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.bytes_sent.get_or_create(&labels).inc_by(body_bytes);
+        self.duration
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds);
+        if status == 304 {
+            self.not_modified.inc();
+        }
+    }
+
+    /// Records that `meta` is now served.
+    pub fn snapshot_loaded(&self, meta: &SnapshotMeta) {
+        self.snapshot_info.clear();
+        self.snapshot_info
+            .get_or_create(&VersionLabels {
+                version: meta.version.clone(),
+            })
+            .set(1);
+        self.snapshot_generated.set(meta.generated_at.timestamp());
+        self.snapshot_offers.set(meta.count as i64);
+        self.reloads.inc();
+    }
+
+    /// Records a refused snapshot.
+    pub fn snapshot_rejected(&self) {
+        self.rejected.inc();
+    }
+
+    /// Records a reconnection to Redis.
+    pub fn redis_reconnected(&self) {
+        self.reconnects.inc();
+    }
+
+    /// Refreshes the point-in-time gauges and renders the text exposition.
+    pub fn render(&self, snapshot_age_seconds: Option<f64>, redis_up: bool) -> String {
+        self.snapshot_age.set(snapshot_age_seconds.unwrap_or(0.0));
+        self.redis_up.set(i64::from(redis_up));
+        self.rss
+            .set(shared::memory::rss_bytes().unwrap_or(0) as i64);
+        let mut out = String::with_capacity(8 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

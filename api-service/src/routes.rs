@@ -1,0 +1,286 @@
+//! The ofertas endpoints: the snapshot itself, its metadata, and refresh requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Request, Response};
+use poem_openapi::auth::Bearer;
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::registry::{MetaResponses, Registry};
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, param::Query};
+
+use crate::auth::{Authenticator, Claims};
+use crate::errors::{ApiError, ErrorBody};
+use crate::negotiate::{Encoding, Precondition, negotiate, precondition};
+use crate::refresh::{RefreshReply, request_refresh};
+use crate::snapshot_cache::SnapshotCache;
+
+/// Seconds a client is told to wait when no snapshot is loaded yet.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// A verified bearer token.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT", checker = "verify_bearer")]
+pub struct BearerAuth(Claims);
+
+async fn verify_bearer(req: &Request, bearer: Bearer) -> poem::Result<Claims> {
+    let auth = req.data::<Arc<Authenticator>>().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "authenticator missing",
+        )
+    })?;
+    auth.verify(&bearer.token)
+        .map_err(|e| ApiError::unauthorized(e.to_string()).into())
+}
+
+/// The responses [`SnapshotReply`] builds, declared for the OpenAPI document.
+#[derive(ApiResponse)]
+#[expect(
+    dead_code,
+    reason = "documents the responses SnapshotReply assembles from prepared headers"
+)]
+enum SnapshotDoc {
+    /// The snapshot document in the best encoding the request accepts.
+    #[oai(status = 200, content_type = "application/json")]
+    Ok(
+        Binary<Bytes>,
+        #[oai(header = "Content-Encoding")] Option<String>,
+        #[oai(header = "Content-Length")] u64,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Last-Modified")] String,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Vary")] String,
+        #[oai(header = "X-Ofertas-Count")] u64,
+    ),
+    /// The client's copy (any encoding of the current snapshot) is current.
+    #[oai(status = 304)]
+    NotModified(
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Vary")] String,
+    ),
+    /// Missing or invalid token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// The request refuses every encoding the API has.
+    #[oai(status = 406)]
+    NotAcceptable(Json<ErrorBody>),
+    /// No snapshot has been loaded yet.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+}
+
+/// A snapshot response assembled from header values prepared once per snapshot, so
+/// serving copies nothing and formats nothing.
+pub struct SnapshotReply(Response);
+
+impl IntoResponse for SnapshotReply {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl ApiResponse for SnapshotReply {
+    fn meta() -> MetaResponses {
+        SnapshotDoc::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        SnapshotDoc::register(registry);
+    }
+}
+
+static CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
+static VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
+static ZSTD: HeaderValue = HeaderValue::from_static("zstd");
+static GZIP: HeaderValue = HeaderValue::from_static("gzip");
+
+fn error_reply(error: &ApiError) -> SnapshotReply {
+    SnapshotReply(poem::error::ResponseError::as_response(error))
+}
+
+/// Metadata of the snapshot being served.
+#[derive(Object)]
+pub struct MetaBody {
+    /// Snapshot version.
+    pub version: String,
+    /// ETag of the identity document.
+    pub etag: String,
+    /// Number of offers.
+    pub count: u64,
+    /// When the snapshot was generated.
+    pub generated_at: String,
+    /// Seconds since then.
+    pub age_seconds: f64,
+    /// Identity document size.
+    pub json_bytes: u64,
+    /// gzip body size.
+    pub gzip_bytes: u64,
+    /// zstd body size.
+    pub zstd_bytes: u64,
+}
+
+/// Responses of the metadata endpoint.
+#[derive(ApiResponse)]
+pub enum MetaResponse {
+    /// The metadata.
+    #[oai(status = 200)]
+    Ok(Json<MetaBody>),
+    /// Missing or invalid token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// No snapshot has been loaded yet.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
+}
+
+/// The ofertas endpoints.
+pub struct OfertasApi {
+    /// The snapshot served.
+    pub cache: Arc<SnapshotCache>,
+}
+
+impl OfertasApi {
+    fn serve(&self, req: &Request) -> SnapshotReply {
+        let Some(snapshot) = self.cache.current() else {
+            let mut reply = error_reply(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_snapshot",
+                "no snapshot has been published yet",
+            ));
+            reply
+                .0
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            return reply;
+        };
+        let accept = req
+            .headers()
+            .get(header::ACCEPT_ENCODING)
+            .map(|v| v.to_str().unwrap_or(""));
+        let Some(encoding) = negotiate(accept) else {
+            return error_reply(&ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not_acceptable",
+                "the request accepts none of zstd, gzip or identity",
+            ));
+        };
+        let variant = snapshot.variant(encoding);
+        let mut response = Response::builder()
+            .header(header::VARY, VARY.clone())
+            .header(header::ETAG, variant.etag_header.clone());
+        if precondition(req.headers(), &snapshot.etags, snapshot.modified)
+            == Precondition::NotModified
+        {
+            return SnapshotReply(
+                response
+                    .status(StatusCode::NOT_MODIFIED)
+                    .header(header::CACHE_CONTROL, CACHE_CONTROL.clone())
+                    .header(header::LAST_MODIFIED, snapshot.last_modified.clone())
+                    .finish(),
+            );
+        }
+        response = match encoding {
+            Encoding::Zstd => response.header(header::CONTENT_ENCODING, ZSTD.clone()),
+            Encoding::Gzip => response.header(header::CONTENT_ENCODING, GZIP.clone()),
+            Encoding::Identity => response,
+        };
+        SnapshotReply(
+            response
+                .header(header::CONTENT_TYPE, JSON.clone())
+                .header(header::CONTENT_LENGTH, variant.length.clone())
+                .header(header::LAST_MODIFIED, snapshot.last_modified.clone())
+                .header(header::CACHE_CONTROL, CACHE_CONTROL.clone())
+                .header("x-ofertas-count", snapshot.count.clone())
+                .body(variant.body.clone()),
+        )
+    }
+}
+
+#[OpenApi]
+impl OfertasApi {
+    /// The current snapshot of live offers, ranked.
+    ///
+    /// Sent zstd, gzip or uncompressed as `Accept-Encoding` allows (q-values honoured);
+    /// `If-None-Match` with any of the snapshot's ETags (or `*`), or else
+    /// `If-Modified-Since`, yields 304.
+    #[oai(path = "/api/v4/ofertasws", method = "get")]
+    async fn ofertas(&self, req: &Request, _auth: BearerAuth) -> SnapshotReply {
+        self.serve(req)
+    }
+
+    /// Headers of `GET /api/v4/ofertasws`, without the body.
+    #[oai(path = "/api/v4/ofertasws", method = "head")]
+    async fn ofertas_head(&self, req: &Request, _auth: BearerAuth) -> SnapshotReply {
+        self.serve(req)
+    }
+
+    /// Metadata of the snapshot being served.
+    #[oai(path = "/api/v4/ofertasws/meta", method = "get")]
+    async fn meta(&self, _auth: BearerAuth) -> MetaResponse {
+        match self.cache.current() {
+            Some(snapshot) => {
+                let meta = &snapshot.meta;
+                let age =
+                    (chrono::Utc::now() - meta.generated_at).num_milliseconds() as f64 / 1000.0;
+                MetaResponse::Ok(Json(MetaBody {
+                    version: meta.version.clone(),
+                    etag: meta.etag.clone(),
+                    count: meta.count,
+                    generated_at: meta.generated_at_string(),
+                    age_seconds: age.max(0.0),
+                    json_bytes: meta.json_bytes,
+                    gzip_bytes: meta.gzip_bytes,
+                    zstd_bytes: meta.zstd_bytes,
+                }))
+            }
+            None => MetaResponse::Unavailable(
+                Json(
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "no_snapshot",
+                        "no snapshot has been published yet",
+                    )
+                    .body(),
+                ),
+                RETRY_AFTER_SECS,
+            ),
+        }
+    }
+
+    /// Asks the refresh service for a refresh (role `admin` or scope `ofertas:refresh`).
+    ///
+    /// By default waits up to `timeout` seconds (default 30, at most 300) for the
+    /// outcome; `wait=false` returns 202 at once.
+    #[oai(path = "/api/v4/ofertasws/refresh", method = "post")]
+    async fn refresh(
+        &self,
+        auth: BearerAuth,
+        wait: Query<Option<bool>>,
+        timeout: Query<Option<u64>>,
+    ) -> RefreshReply {
+        let claims = auth.0;
+        if !claims.can_refresh() {
+            return RefreshReply::Forbidden(Json(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "refresh needs role admin or scope ofertas:refresh",
+                )
+                .body(),
+            ));
+        }
+        let timeout = Duration::from_secs(timeout.0.unwrap_or(30).clamp(1, 300));
+        request_refresh(
+            &self.cache,
+            claims.sub.as_deref(),
+            wait.0.unwrap_or(true),
+            timeout,
+        )
+        .await
+    }
+}

@@ -1,0 +1,312 @@
+//! The current snapshot, held in memory and swapped atomically when a new one appears.
+//!
+//! Serving reads an `Arc<Snapshot>` (a pointer load); every header value a response
+//! needs is prepared once per version, and bodies are `Bytes`, so a response costs
+//! reference-count bumps, not copies. [`sync`] keeps it current: it listens on
+//! `P:events`, resynchronises after every reconnect or lagged read, and polls the small
+//! `current` key every [`POLL_EVERY`] so a missed event is noticed within seconds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
+use headers::ETag;
+use poem::http::HeaderValue;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use shared::events::Event;
+use shared::snapshot::SnapshotMeta;
+use shared::store::{SnapshotStore, StoreError};
+
+use crate::metrics::Metrics;
+use crate::negotiate::Encoding;
+
+/// How often the current-snapshot key is polled.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// One encoding of the snapshot, ready to send.
+pub struct Variant {
+    /// Body.
+    pub body: Bytes,
+    /// Strong ETag of this encoding.
+    pub etag: ETag,
+    /// The same ETag as a header value.
+    pub etag_header: HeaderValue,
+    /// `Content-Length`.
+    pub length: HeaderValue,
+}
+
+/// A verified snapshot with everything a response needs.
+pub struct Snapshot {
+    /// Its metadata.
+    pub meta: SnapshotMeta,
+    /// zstd, gzip, identity — indexed by [`Encoding::index`].
+    pub variants: [Variant; 3],
+    /// Every variant's ETag, for `If-None-Match`.
+    pub etags: [ETag; 3],
+    /// `Last-Modified` (= generated_at).
+    pub last_modified: HeaderValue,
+    /// `generated_at` as a `SystemTime`, for `If-Modified-Since`.
+    pub modified: SystemTime,
+    /// `X-Ofertas-Count`.
+    pub count: HeaderValue,
+}
+
+/// Why a stored snapshot was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading Redis failed, or a body does not match its metadata.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The zstd body does not decompress.
+    #[error("zstd body of version {0} does not decompress: {1}")]
+    Decompress(String, std::io::Error),
+    /// A header value could not be built (never for metadata we write).
+    #[error("snapshot {0} has metadata unusable in headers")]
+    Header(String),
+}
+
+/// The ETag of `version` under `encoding`: `"V"`, `"V-gzip"`, `"V-zstd"`.
+pub fn etag_for(version: &str, encoding: Encoding) -> String {
+    match encoding {
+        Encoding::Identity => format!("\"{version}\""),
+        other => format!("\"{version}-{}\"", other.token()),
+    }
+}
+
+impl Snapshot {
+    /// Prepares a snapshot from verified bodies; the identity body is decompressed from
+    /// zstd here, once, and checked against the recorded document hash.
+    ///
+    /// # Errors
+    /// [`LoadError`] when the document does not decompress or match.
+    pub fn prepare(meta: SnapshotMeta, gzip: Bytes, zstd: Bytes) -> Result<Self, LoadError> {
+        let identity = zstd::bulk::decompress(&zstd, meta.json_bytes as usize + 1)
+            .map_err(|e| LoadError::Decompress(meta.version.clone(), e))?;
+        meta.verify_document(&identity).map_err(StoreError::from)?;
+        let header_error = || LoadError::Header(meta.version.clone());
+        let variant = |encoding: Encoding, body: Bytes| -> Result<Variant, LoadError> {
+            let tag = etag_for(&meta.version, encoding);
+            Ok(Variant {
+                etag: tag.parse().map_err(|_| header_error())?,
+                etag_header: HeaderValue::from_str(&tag).map_err(|_| header_error())?,
+                length: HeaderValue::from(body.len()),
+                body,
+            })
+        };
+        let variants = [
+            variant(Encoding::Zstd, zstd)?,
+            variant(Encoding::Gzip, gzip)?,
+            variant(Encoding::Identity, Bytes::from(identity))?,
+        ];
+        let modified = SystemTime::from(meta.generated_at);
+        Ok(Self {
+            etags: [
+                variants[0].etag.clone(),
+                variants[1].etag.clone(),
+                variants[2].etag.clone(),
+            ],
+            variants,
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+                .map_err(|_| header_error())?,
+            modified,
+            count: HeaderValue::from(meta.count),
+            meta,
+        })
+    }
+
+    /// The variant for `encoding`.
+    pub fn variant(&self, encoding: Encoding) -> &Variant {
+        &self.variants[encoding.index()]
+    }
+}
+
+/// The snapshot being served plus what `/health` and `/metrics` report about it.
+pub struct SnapshotCache {
+    current: ArcSwapOption<Snapshot>,
+    store: SnapshotStore,
+    redis_up: AtomicBool,
+    events: broadcast::Sender<Arc<Event>>,
+    metrics: Arc<Metrics>,
+    rejected: std::sync::Mutex<Option<String>>,
+}
+
+impl SnapshotCache {
+    /// An empty cache over `store`.
+    pub fn new(store: SnapshotStore, metrics: Arc<Metrics>) -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            store,
+            redis_up: AtomicBool::new(false),
+            events: broadcast::channel(1024).0,
+            metrics,
+            rejected: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The snapshot being served, if any.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// The store (for publishing refresh requests).
+    pub fn store(&self) -> &SnapshotStore {
+        &self.store
+    }
+
+    /// Whether the last Redis read succeeded.
+    pub fn redis_up(&self) -> bool {
+        self.redis_up.load(Ordering::Relaxed)
+    }
+
+    /// Every event from `P:events` from now on (refresh waiters use it).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Loads the current snapshot from Redis if its version differs from the one held.
+    /// Returns whether a new snapshot is now served.
+    ///
+    /// # Errors
+    /// [`LoadError`]; the snapshot held keeps being served.
+    pub async fn resync(&self) -> Result<bool, LoadError> {
+        let meta = self.store.current_meta().await;
+        self.redis_up.store(
+            !matches!(meta, Err(StoreError::Redis(_))),
+            Ordering::Relaxed,
+        );
+        let Some(meta) = meta? else { return Ok(false) };
+        if self
+            .current()
+            .is_some_and(|held| held.meta.version == meta.version)
+        {
+            return Ok(false);
+        }
+        if self
+            .rejected
+            .lock()
+            .is_ok_and(|r| r.as_deref() == Some(meta.version.as_str()))
+        {
+            return Ok(false);
+        }
+        let prepared = match self.store.bodies(&meta).await {
+            Ok(bodies) => {
+                let version = meta.version.clone();
+                tokio::task::spawn_blocking(move || {
+                    Snapshot::prepare(meta, bodies.gzip, bodies.zstd)
+                })
+                .await
+                .map_err(|e| LoadError::Header(format!("{version} ({e})")))?
+            }
+            Err(e) => Err(e.into()),
+        };
+        match prepared {
+            Ok(snapshot) => {
+                tracing::info!(snapshot.version = %snapshot.meta.version, snapshot.count = snapshot.meta.count, "serving new snapshot");
+                self.metrics.snapshot_loaded(&snapshot.meta);
+                self.current.store(Some(Arc::new(snapshot)));
+                Ok(true)
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    LoadError::Store(StoreError::Corrupt(_)) | LoadError::Decompress(..)
+                ) {
+                    tracing::error!(error = %e, "refusing corrupt snapshot; still serving the previous one");
+                    self.metrics.snapshot_rejected();
+                    if let Ok(mut rejected) = self.rejected.lock() {
+                        *rejected = Some(version_of(&e));
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn version_of(error: &LoadError) -> String {
+    match error {
+        LoadError::Store(StoreError::Corrupt(shared::snapshot::BodyMismatch::Size {
+            version,
+            ..
+        }))
+        | LoadError::Store(StoreError::Corrupt(shared::snapshot::BodyMismatch::Hash {
+            version,
+            ..
+        }))
+        | LoadError::Decompress(version, _) => version.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn resync_logged(cache: &SnapshotCache, why: &str) {
+    match cache.resync().await {
+        Ok(_) => {}
+        Err(LoadError::Store(StoreError::Redis(e))) => {
+            tracing::warn!(error = %e, why, "cannot reach Redis; serving the snapshot held")
+        }
+        Err(e) => tracing::warn!(error = %e, why, "snapshot not loaded"),
+    }
+}
+
+/// Connects to Redis (its clients retry until it answers), then keeps `cache` current until
+/// `shutdown`: events, reconnects and polling.
+pub async fn sync(
+    cache: Arc<SnapshotCache>,
+    subscriber: fred::clients::SubscriberClient,
+    shutdown: CancellationToken,
+) {
+    let channel = cache.store.keys().events_channel();
+    let connected = async {
+        shared::redis::connect(cache.store.client()).await?;
+        shared::redis::connect(&subscriber).await?;
+        let _resubscribe = subscriber.manage_subscriptions();
+        subscriber.subscribe(channel.as_str()).await
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        result = connected => if let Err(e) = result {
+            tracing::error!(error = %e, "cannot subscribe to snapshot events; relying on polling");
+        },
+    }
+    let mut messages = subscriber.message_rx();
+    let mut reconnects = subscriber.reconnect_rx();
+    let mut poll = tokio::time::interval(POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = poll.tick() => resync_logged(&cache, "poll").await,
+            reconnect = reconnects.recv() => {
+                if reconnect.is_ok() {
+                    cache.metrics.redis_reconnected();
+                    tracing::info!("reconnected to Redis; resynchronising");
+                    resync_logged(&cache, "reconnect").await;
+                }
+            }
+            message = messages.recv() => match message {
+                Ok(message) => {
+                    let Ok(event) = serde_json::from_slice::<Event>(message.value.as_bytes().unwrap_or_default()) else {
+                        tracing::debug!("ignoring an unknown event");
+                        continue;
+                    };
+                    if let Event::SnapshotUpdated(updated) = &event {
+                        tracing::debug!(version = %updated.version, "snapshot.updated received");
+                        resync_logged(&cache, "event").await;
+                    }
+                    let _ = cache.events.send(Arc::new(event));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "event stream lagged; resynchronising");
+                    resync_logged(&cache, "lagged").await;
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    let _ = subscriber.quit().await;
+}
