@@ -12,3 +12,5 @@ pub mod redis;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;

@@ -1,32 +1,24 @@
 //! Test harness: a fresh database and Redis prefix per test, offer fixtures, an event
 //! listener, and a TCP proxy that can cut a connection like a network failure would.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use fred::prelude::{ClientLike, EventInterface, KeysInterface, LuaInterface, PubsubInterface};
+use fred::prelude::{ClientLike, EventInterface, KeysInterface, PubsubInterface};
 use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
 
 use refresh_service::context::{RefreshContext, connect_store, migrate, pg_pool};
 use refresh_service::rank::Ranker;
 use shared::config::{RedisSettings, RefreshSettings};
 use shared::events::Event;
+pub use shared::testing::{Proxy, TestPrefix, eventually, redis_url};
 
 /// Postgres server (any database) tests create their databases on.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// Redis tests use (each with its own prefix).
-pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn unique(kind: &str) -> String {
@@ -85,39 +77,6 @@ impl Drop for TestDb {
                     )))
                     .execute(&mut admin)
                     .await;
-                }
-            });
-        })
-        .join()
-        .ok();
-    }
-}
-
-/// A Redis prefix of the test's own; its keys are deleted when dropped.
-pub struct TestPrefix(pub String);
-
-impl TestPrefix {
-    pub fn new() -> Self {
-        Self(unique("p"))
-    }
-}
-
-impl Drop for TestPrefix {
-    fn drop(&mut self) {
-        let pattern = format!("{}:*", self.0);
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            rt.block_on(async move {
-                let client = shared::redis::client(&RedisSettings::new(redis_url(), "cleanup"), shared::redis::Start::FailFast).unwrap();
-                if shared::redis::connect(&client).await.is_ok() {
-                    let _: Result<i64, _> = client
-                        .eval(
-                            "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
-                            Vec::<String>::new(),
-                            vec![pattern],
-                        )
-                        .await;
-                    let _ = client.quit().await;
                 }
             });
         })
@@ -364,22 +323,6 @@ pub async fn publish_request(prefix: &str, payload: impl Into<fred::types::Value
     receivers
 }
 
-/// Waits until `condition` holds, polling every 20 ms, failing after `within`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, condition: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Whether the refresh lock of `prefix` is held.
 pub async fn lock_held(store: &shared::store::SnapshotStore) -> bool {
     let held: Option<String> = store
@@ -408,61 +351,4 @@ pub async fn log_rows(pool: &PgPool) -> Vec<(String, String, Option<String>, Opt
     .fetch_all(pool)
     .await
     .unwrap()
-}
-
-/// A TCP proxy to `upstream` that can be cut (every connection dropped, new ones
-/// refused) and restored, like a network failure between a service and its server.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
-    accept: AbortHandle,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), connections.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                conns2.lock().unwrap().push(task.abort_handle());
-            }
-        })
-        .abort_handle();
-        Self {
-            addr,
-            up,
-            connections,
-            accept,
-        }
-    }
-
-    pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for conn in self.connections.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-
-    pub fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
 }

@@ -1,0 +1,204 @@
+//! Test harness: an API on an ephemeral port over its own Redis prefix, tokens, and a
+//! snapshot writer that goes through the shared store exactly as refresh-service does.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DurationRound, TimeDelta, Utc};
+use fred::prelude::PubsubInterface;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use api_service::snapshot_cache::SnapshotCache;
+use api_service::startup::Application;
+use shared::config::{ApiSettings, RedisSettings};
+use shared::events::{Event, SnapshotUpdated};
+use shared::keys::Keys;
+use shared::snapshot::{SnapshotMeta, hash_hex};
+use shared::store::{Bodies, SnapshotStore};
+pub use shared::testing::{Proxy, TestPrefix, eventually, redis_url};
+
+pub const SECRET: &str = "api-test-secret";
+
+/// A running API.
+pub struct TestApi {
+    pub addr: SocketAddr,
+    pub cache: Arc<SnapshotCache>,
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApi {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn settings(prefix: &str) -> ApiSettings {
+    ApiSettings::for_secret(RedisSettings::new(redis_url(), prefix), SECRET)
+}
+
+pub async fn spawn_api(prefix: &str) -> TestApi {
+    spawn_api_with(settings(prefix)).await
+}
+
+pub async fn spawn_api_with(settings: ApiSettings) -> TestApi {
+    shared::telemetry::init_for_tests();
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.addr();
+    let cache = app.cache();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    TestApi {
+        addr,
+        cache,
+        stop,
+        task,
+    }
+}
+
+/// An HTTP client that does not decompress, follow redirects or pool connections.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+pub fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// An HS256 token signed with [`SECRET`] carrying `claims`.
+pub fn token(claims: Value) -> String {
+    api_service::auth::mint(SECRET, &claims).unwrap()
+}
+
+pub fn user_token() -> String {
+    token(json!({"sub": "app", "exp": now() + 600}))
+}
+
+pub fn admin_token() -> String {
+    token(json!({"sub": "ops", "exp": now() + 600, "role": "admin"}))
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// Writes snapshots through the shared store, as refresh-service does.
+pub struct Writer {
+    pub store: SnapshotStore,
+}
+
+/// A written snapshot: its metadata and identity document.
+pub struct Written {
+    pub meta: SnapshotMeta,
+    pub document: Vec<u8>,
+}
+
+fn compress(document: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(document).unwrap();
+    (gz.finish().unwrap(), zstd::encode_all(document, 9).unwrap())
+}
+
+impl Writer {
+    pub async fn new(prefix: &str) -> Self {
+        let client = shared::redis::client(
+            &RedisSettings::new(redis_url(), prefix),
+            shared::redis::Start::FailFast,
+        )
+        .unwrap();
+        shared::redis::connect(&client).await.unwrap();
+        Self {
+            store: SnapshotStore::new(client, Keys::new(prefix)),
+        }
+    }
+
+    /// Builds a snapshot of `count` offers; `corrupt_gzip` stores a gzip body that does not
+    /// match the metadata.
+    pub async fn build(&self, count: u64) -> (SnapshotMeta, Bodies, Vec<u8>) {
+        let seq = self.store.next_seq().await.unwrap();
+        let generated_at = Utc::now()
+            .duration_trunc(TimeDelta::milliseconds(1))
+            .unwrap();
+        let content_hash = hash_hex(format!("{seq}:{count}").as_bytes());
+        let version = SnapshotMeta::version_for(seq, &content_hash);
+        let offers: Vec<Value> = (0..count)
+            .map(|id| json!({"id": id, "merchant_id": 1, "merchant_name": "Super 99", "title": format!("Oferta {id}"),
+                "description": null, "category": "Supermercados", "price": "1.50", "original_price": "2.00",
+                "discount_pct": 25.0, "currency": "USD", "image_url": null, "starts_at": "2026-11-01T00:00:00Z",
+                "ends_at": null, "score": 0.5}))
+            .collect();
+        let document = serde_json::to_vec(&json!({"version": version, "generated_at": shared::snapshot::format_millis(&generated_at),
+            "count": count, "ofertas": offers})).unwrap();
+        let (gzip, zstd) = compress(&document);
+        let meta = SnapshotMeta {
+            etag: SnapshotMeta::etag_for(&version),
+            version,
+            seq,
+            count,
+            generated_at,
+            content_hash,
+            json_bytes: document.len() as u64,
+            gzip_bytes: gzip.len() as u64,
+            zstd_bytes: zstd.len() as u64,
+            json_hash: hash_hex(&document),
+            gzip_hash: hash_hex(&gzip),
+            zstd_hash: hash_hex(&zstd),
+        };
+        (
+            meta,
+            Bodies {
+                gzip: Bytes::from(gzip),
+                zstd: Bytes::from(zstd),
+            },
+            document,
+        )
+    }
+
+    /// Writes a snapshot of `count` offers and makes it current; with `announce`, also
+    /// publishes `snapshot.updated`.
+    pub async fn publish(&self, count: u64, announce: bool) -> Written {
+        let (meta, bodies, document) = self.build(count).await;
+        self.store.publish(&meta, &bodies).await.unwrap();
+        if announce {
+            self.announce(&meta).await;
+        }
+        Written { meta, document }
+    }
+
+    pub async fn announce(&self, meta: &SnapshotMeta) {
+        let event = Event::SnapshotUpdated(SnapshotUpdated {
+            version: meta.version.clone(),
+            etag: meta.etag.clone(),
+            count: meta.count,
+            generated_at: meta.generated_at_string(),
+        });
+        let _: i64 = self
+            .store
+            .client()
+            .publish(self.store.keys().events_channel(), event.to_json())
+            .await
+            .unwrap();
+    }
+}
+
+/// Waits until `api` serves `version`.
+pub async fn wait_for_version(api: &TestApi, version: &str, within: std::time::Duration) {
+    eventually(within, &format!("the API to serve {version}"), || async {
+        api.cache
+            .current()
+            .is_some_and(|s| s.meta.version == version)
+    })
+    .await;
+}

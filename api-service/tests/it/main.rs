@@ -1,0 +1,9 @@
+//! Integration tests of api-service against a real Redis.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod helpers;
+mod operations;
+mod refresh;
+mod serving;
+mod sync;

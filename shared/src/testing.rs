@@ -1,0 +1,135 @@
+//! Test support shared by both services' integration tests (feature `test-support`):
+//! a Redis prefix per test, a cuttable TCP proxy to simulate outages, and polling.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fred::prelude::{ClientLike, LuaInterface};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+
+use crate::config::RedisSettings;
+
+/// Redis tests use (each with its own prefix).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis prefix of the test's own; its keys are deleted when dropped.
+pub struct TestPrefix(pub String);
+
+impl Default for TestPrefix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestPrefix {
+    /// A fresh, unique prefix.
+    pub fn new() -> Self {
+        Self(format!(
+            "ofertasws_test_p_{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+}
+
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        let pattern = format!("{}:*", self.0);
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                let client = crate::redis::client(&RedisSettings::new(redis_url(), "cleanup"), crate::redis::Start::FailFast).unwrap();
+                if crate::redis::connect(&client).await.is_ok() {
+                    let _: Result<i64, _> = client
+                        .eval(
+                            "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do n = n + redis.call('DEL', k) end return n",
+                            Vec::<String>::new(),
+                            vec![pattern],
+                        )
+                        .await;
+                    let _ = client.quit().await;
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// Waits until `condition` holds, polling every 20 ms, failing after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A TCP proxy to `upstream` that can be cut (every connection dropped, new ones
+/// refused) and restored, like a network failure between a service and its server.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+    accept: AbortHandle,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (up2, conns2) = (up.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        })
+        .abort_handle();
+        Self {
+            addr,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for conn in self.connections.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
