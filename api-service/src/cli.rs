@@ -97,7 +97,7 @@ pub fn main() -> ExitCode {
     let served = runtime.block_on(async {
         let app = Application::build(cli.settings).await?;
         let shutdown = CancellationToken::new();
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
+        tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
         app.run_until_stopped(shutdown).await
     });
     match served {
@@ -157,27 +157,6 @@ fn print_token(
             ExitCode::FAILURE
         }
     }
-}
-
-/// Cancels `token` on SIGTERM or SIGINT.
-pub async fn cancel_on_signal(token: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down: draining in-flight requests");
-    token.cancel();
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ impl Cli {
             Command::Run => {
                 let ctx = Arc::new(RefreshContext::connect(&self.settings).await?);
                 let shutdown = CancellationToken::new();
-                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
                 crate::daemon::run(ctx, &self.settings, shutdown).await?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -160,25 +160,4 @@ async fn flush_log(ctx: &RefreshContext) {
             "could not write the refresh log row; it is recorded in this process log only"
         );
     }
-}
-
-/// Cancels `token` on SIGTERM or SIGINT.
-pub async fn cancel_on_signal(token: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
-    token.cancel();
 }

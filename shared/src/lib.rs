@@ -9,6 +9,7 @@ pub mod events;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod shutdown;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Serving benchmark: api-service vs nginx gzip_static, same gzip body, same machine, same run.
+#
+# Builds the release binaries, publishes a 7,000-offer snapshot (scripts/seed.sql) into a
+# private Redis prefix, starts api-service and an nginx (config generated into a temp dir)
+# serving the very same gzip body, drives both with wrk on loopback — the 200 path and
+# the 304 path — and prints requests/s, p99 latency and the ratio api ÷ nginx, plus the
+# api-service peak RSS. Every api-service request carries a valid JWT.
+#
+# Usage: bench/serve.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 32)]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
+duration="${1:-10}"
+connections="${2:-32}"
+api_port="${BENCH_API_PORT:-18000}"
+nginx_port="${BENCH_NGINX_PORT:-18081}"
+
+for tool in nginx wrk; do
+  have "$tool" || have "/usr/sbin/$tool" || { info "installing $tool"; apt-get install -y -qq "$([[ $tool == nginx ]] && echo nginx-light || echo wrk)" >/dev/null; }
+done
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+"$ROOT/scripts/onnxruntime.sh"
+"$ROOT/scripts/services.sh" start >/dev/null
+(cd "$ROOT" && cargo build --release --bins -q)
+bin="$ROOT/target/release"
+
+work=$(mktemp -d)
+api_pid=""
+cleanup() {
+  [[ -n "$api_pid" ]] && kill "$api_pid" 2>/dev/null || true
+  [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:${OFERTASWS_PG_PORT:-55432}/ofertasws_bench"
+export REDIS_URL="redis://127.0.0.1:${OFERTASWS_REDIS_PORT:-56379}"
+export OFERTASWS_PREFIX="bench-serve"
+export JWT_SECRET="bench-secret"
+export API_BIND="127.0.0.1:$api_port"
+export RUST_LOG=warn LOG_FORMAT=json
+
+"$bin/refresh-service" migrate 2>/dev/null
+psql -q -X "$DATABASE_URL" -f "$ROOT/scripts/seed.sql" >/dev/null
+"$bin/refresh-service" once --trigger bench >/dev/null
+
+"$bin/api-service" serve 2>"$work/api.log" &
+api_pid=$!
+for _ in $(seq 100); do
+  curl -sf "http://$API_BIND/ready" >/dev/null && break
+  sleep 0.1
+done
+curl -sf "http://$API_BIND/ready" >/dev/null || die "api-service did not become ready (see $work/api.log)"
+token=$("$bin/api-service" token --ttl 1h)
+auth="Authorization: Bearer $token"
+
+mkdir -p "$work/www"
+curl -sf -H "$auth" -H 'Accept-Encoding: gzip' "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.json.gz"
+curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.json"
+cat >"$work/nginx.conf" <<CONF
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  types { application/json json; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    root $work/www;
+    gzip_static on;
+    etag on;
+    location / { add_header Cache-Control "private, no-cache"; }
+  }
+}
+CONF
+"$nginx_bin" -c "$work/nginx.conf" -e "$work/nginx-error.log"
+sleep 0.3
+
+api_etag=$(curl -sfI -H "$auth" -H 'Accept-Encoding: gzip' "http://$API_BIND/api/v4/ofertasws" | tr -d '\r' | awk 'tolower($1)=="etag:"{print $2}')
+nginx_etag=$(curl -sfI -H 'Accept-Encoding: gzip' "http://127.0.0.1:$nginx_port/ofertasws.json" | tr -d '\r' | awk 'tolower($1)=="etag:"{print $2}')
+api_len=$(stat -c %s "$work/www/ofertasws.json.gz")
+nginx_len=$(curl -sf -H 'Accept-Encoding: gzip' "http://127.0.0.1:$nginx_port/ofertasws.json" | wc -c)
+[[ "$api_len" == "$nginx_len" ]] || die "bodies differ in size: api $api_len, nginx $nginx_len"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $nginx_etag" -H 'Accept-Encoding: gzip' "http://127.0.0.1:$nginx_port/ofertasws.json")" == 304 ]] || die "nginx does not answer 304"
+[[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" -H "If-None-Match: $api_etag" -H 'Accept-Encoding: gzip' "http://$API_BIND/api/v4/ofertasws")" == 304 ]] || die "api-service does not answer 304"
+
+# run NAME URL [HEADER...]: prints "requests_per_second p99_ms non_2xx_3xx"
+run() {
+  local url="$1"; shift
+  local args=() header
+  for header in "$@"; do args+=(-H "$header"); done
+  local out
+  out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency "${args[@]}" "$url")
+  local rps p99 errors
+  rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+  p99=$(awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/{print $5}' <<<"$out")
+  echo "$rps $p99 ${errors:-0}"
+}
+
+echo "snapshot: $(curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws/meta")"
+echo "gzip body: $api_len bytes; wrk -t2 -c$connections -d${duration}s on loopback; $(nproc) cores shared by client and server"
+printf '%-6s %-12s %12s %10s %8s\n' path server "requests/s" "p99 ms" errors
+declare -A result
+for path in 200 304; do
+  for server in nginx api; do
+    if [[ $server == nginx ]]; then
+      url="http://127.0.0.1:$nginx_port/ofertasws.json"; headers=('Accept-Encoding: gzip')
+      [[ $path == 304 ]] && headers+=("If-None-Match: $nginx_etag")
+    else
+      url="http://$API_BIND/api/v4/ofertasws"; headers=("$auth" 'Accept-Encoding: gzip')
+      [[ $path == 304 ]] && headers+=("If-None-Match: $api_etag")
+    fi
+    read -r rps p99 errors < <(run "$url" "${headers[@]}")
+    result[$path-$server]=$rps
+    printf '%-6s %-12s %12s %10s %8s\n' "$path" "$server" "$rps" "$p99" "$errors"
+  done
+  printf '%-6s %-12s %12s\n' "$path" "api÷nginx" "$(awk -v a="${result[$path-api]}" -v n="${result[$path-nginx]}" 'BEGIN{printf "%.2f", a/n}')"
+done
+peak=$(awk '/VmHWM/{print $2}' "/proc/$api_pid/status")
+echo "api-service peak RSS: $((peak / 1024)) MiB (VmHWM $peak kB)"
