@@ -3,8 +3,9 @@
 //! Serving reads an `Arc<Snapshot>` (a pointer load); every header value a response
 //! needs is prepared once per version, and bodies are `Bytes`, so a response costs
 //! reference-count bumps, not copies. [`sync`] keeps it current: it listens on
-//! `P:events`, resynchronises after every reconnect or lagged read, and polls the small
-//! `current` key every [`POLL_EVERY`] so a missed event is noticed within seconds.
+//! `P:events` (pinging the subscriber as a heartbeat), resynchronises after every
+//! reconnect or lagged read, and polls the small `current` key every [`POLL_EVERY`] so a
+//! missed event is noticed within seconds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -280,7 +281,13 @@ pub async fn sync(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = poll.tick() => resync_logged(&cache, "poll").await,
+            _ = poll.tick() => {
+                // Heartbeat: a subscriber connection that stopped answering is replaced.
+                let (heartbeat, ()) = tokio::join!(subscriber.ping::<fred::types::Value>(None), resync_logged(&cache, "poll"));
+                if let Err(e) = heartbeat {
+                    tracing::debug!(error = %e, "event subscriber heartbeat failed");
+                }
+            }
             reconnect = reconnects.recv() => {
                 if reconnect.is_ok() {
                     cache.metrics.redis_reconnected();

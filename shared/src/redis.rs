@@ -38,6 +38,10 @@ fn builder(settings: &RedisSettings, start: Start) -> Result<Builder, ConfigErro
         .with_connection_config(|conn| {
             conn.connection_timeout = COMMAND_TIMEOUT;
             conn.internal_command_timeout = COMMAND_TIMEOUT;
+            // A connection whose replies stop coming (a half-open socket) is closed and
+            // reconnected instead of hanging; subscribers send PINGs as a heartbeat.
+            conn.unresponsive.max_timeout = Some(2 * COMMAND_TIMEOUT);
+            conn.unresponsive.interval = Duration::from_secs(1);
         });
     Ok(builder)
 }
