@@ -18,6 +18,8 @@ use crate::context::RefreshContext;
 use crate::pipeline::{RefreshRun, publish_event, run_recorded};
 use crate::schedule;
 
+/// How long the schedule gets to stop at shutdown.
+const SCHEDULER_STOP: Duration = Duration::from_secs(2);
 /// How often unwritten refresh log rows are retried.
 const LOG_FLUSH_EVERY: Duration = Duration::from_secs(10);
 
@@ -76,11 +78,15 @@ pub async fn run(
                 .await
                 .context("cannot start the refresh schedule")?,
         );
-        let forward = queue.clone();
+        let (forward, stop) = (queue.clone(), shutdown.clone());
         tracker.spawn(async move {
-            while ticks.recv().await.is_some() {
-                if forward.send(Queued::new("schedule", None)).is_err() {
-                    break;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    tick = ticks.recv() => match tick {
+                        Some(()) if forward.send(Queued::new("schedule", None)).is_ok() => {}
+                        _ => break,
+                    },
                 }
             }
         });
@@ -102,10 +108,14 @@ pub async fn run(
 
     work(&ctx, requests, &shutdown).await;
 
-    if let Some(scheduler) = scheduler.as_mut()
-        && let Err(e) = scheduler.shutdown().await
-    {
-        tracing::warn!(error = %e, "schedule did not stop cleanly");
+    if let Some(scheduler) = scheduler.as_mut() {
+        // tokio-cron-scheduler's shutdown can wait indefinitely on its own loops; a
+        // stopping daemon does not need it to finish, only to stop sending ticks.
+        match tokio::time::timeout(SCHEDULER_STOP, scheduler.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "schedule did not stop cleanly"),
+            Err(_) => tracing::debug!("schedule still stopping; leaving it to process exit"),
+        }
     }
     shutdown.cancel();
     tracker.close();

@@ -100,7 +100,12 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
         "{stderr}"
     );
 
-    let mut daemon = env.command(&["run"]).spawn().unwrap();
+    // With the in-process schedule on (it must not delay shutdown).
+    let mut daemon = env
+        .command(&["run"])
+        .env("REFRESH_SCHEDULE", "0 0 10,15 * * *")
+        .spawn()
+        .unwrap();
     let mut events = Events::subscribe(&env.prefix.0).await;
     events
         .next_matching(
@@ -128,7 +133,7 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+    let status = tokio::time::timeout(Duration::from_secs(10), daemon.wait())
         .await
         .unwrap()
         .unwrap();

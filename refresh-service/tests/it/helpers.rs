@@ -21,6 +21,17 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// `host:port` of the test Postgres server, as written in [`admin_url`].
+pub fn postgres_host_port() -> String {
+    let url = admin_url();
+    let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = after_scheme.split('/').next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_owned()
+}
+
 fn unique(kind: &str) -> String {
     format!("ofertasws_test_{kind}_{}", uuid::Uuid::new_v4().simple())
 }

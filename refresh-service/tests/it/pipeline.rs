@@ -373,11 +373,9 @@ async fn a_postgres_failure_mid_refresh_keeps_the_snapshot_and_is_logged_when_ba
     change(&env.db.pool, 3).await;
 
     // The refresher reaches Postgres through a proxy the test can cut.
-    let proxy = Proxy::start("127.0.0.1:5432".parse().unwrap()).await;
-    let via_proxy = env
-        .db
-        .url
-        .replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let server = postgres_host_port();
+    let proxy = Proxy::start(server.parse().unwrap()).await;
+    let via_proxy = env.db.url.replace(&server, &proxy.addr.to_string());
     let ctx = context_for(&settings(&via_proxy, &env.prefix.0)).await;
     let blocker = block_offers_table(&env.db.url).await;
     let run = tokio::spawn(async move {

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace:
+#   cargo fmt --all --check
+#   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo test --workspace [EXTRA ARGS...]   (only the given packages with -p NAME)
+#
+# The integration tests need a PostgreSQL server (they create and drop their own
+# databases) and a Redis server (each test uses its own key prefix):
+#   TEST_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/postgres
+#   TEST_REDIS_URL     default redis://127.0.0.1:6379
+# When a variable is unset and nothing usable answers at its default, the private servers
+# of scripts/services.sh are started (127.0.0.1:55432 and :56379, under .local/) and used
+# instead. A variable that is set (environment or .env) but unreachable is an error.
+#
+# Usage: scripts/test.sh [extra cargo test args, e.g. -p refresh-service -- --nocapture]
+# Exit status: 0 when every step passed, 1 otherwise (all steps run; summary at the end).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DEFAULT_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_TEST_REDIS_URL="redis://127.0.0.1:6379"
+STARTED_PRIVATE=()
+
+# postgres_usable URL: connects and runs `select 1` (so authentication is checked too)
+# when psql exists; else pg_isready; else a plain TCP connect.
+postgres_usable() {
+  local url="$1" tool hostport
+  if tool="$(pg_tool psql)"; then
+    PGCONNECT_TIMEOUT=3 "$tool" -X -q -A -t -w -d "$url" -c 'select 1' >/dev/null 2>&1
+  elif tool="$(pg_tool pg_isready)"; then
+    "$tool" -q -t 3 -d "$url" >/dev/null 2>&1
+  else
+    read -r -a hostport <<<"$(url_host_port "$url" 5432)"
+    port_open "${hostport[0]}" "${hostport[1]}"
+  fi
+}
+
+# redis_usable URL: PING answered with PONG (redis-cli), else a plain TCP connect.
+redis_usable() {
+  local url="$1" hostport
+  if [[ "$url" == redis://* || "$url" == rediss://* ]] && have redis-cli; then
+    [[ "$(redis-cli -u "$url" ping 2>/dev/null)" == PONG ]]
+  else
+    read -r -a hostport <<<"$(url_host_port "$url" 6379)"
+    port_open "${hostport[0]}" "${hostport[1]}"
+  fi
+}
+
+choose_servers() {
+  TEST_DATABASE_URL="$(setting TEST_DATABASE_URL "")"
+  TEST_REDIS_URL="$(setting TEST_REDIS_URL "")"
+  if [[ -n "${TEST_DATABASE_URL:-}" ]]; then
+    postgres_usable "$TEST_DATABASE_URL" ||
+      die "TEST_DATABASE_URL=$TEST_DATABASE_URL does not accept connections (unset it to use a private server)"
+  elif postgres_usable "$DEFAULT_TEST_DATABASE_URL"; then
+    TEST_DATABASE_URL="$DEFAULT_TEST_DATABASE_URL"
+  else
+    info "no usable PostgreSQL at $DEFAULT_TEST_DATABASE_URL; using the private one"
+    pg_running || STARTED_PRIVATE+=(postgres)
+    "$ROOT/scripts/services.sh" start postgres
+    TEST_DATABASE_URL="$PRIVATE_ADMIN_DATABASE_URL"
+  fi
+
+  if [[ -n "${TEST_REDIS_URL:-}" ]]; then
+    redis_usable "$TEST_REDIS_URL" ||
+      die "TEST_REDIS_URL=$TEST_REDIS_URL does not answer (unset it to use a private server)"
+  elif redis_usable "$DEFAULT_TEST_REDIS_URL"; then
+    TEST_REDIS_URL="$DEFAULT_TEST_REDIS_URL"
+  else
+    info "no usable Redis at $DEFAULT_TEST_REDIS_URL; using the private one"
+    redis_running || STARTED_PRIVATE+=(redis)
+    "$ROOT/scripts/services.sh" start redis
+    TEST_REDIS_URL="$PRIVATE_REDIS_URL"
+  fi
+  export TEST_DATABASE_URL TEST_REDIS_URL
+  info "TEST_DATABASE_URL=$TEST_DATABASE_URL"
+  info "TEST_REDIS_URL=$TEST_REDIS_URL"
+}
+
+# In CI, stop the private servers this run started; on a workstation keep them for the
+# next run (scripts/services.sh stop stops them).
+cleanup() {
+  local service
+  [[ ${#STARTED_PRIVATE[@]} -gt 0 ]] || return 0
+  if [[ -n "${CI:-}" && "${CI:-}" != false ]]; then
+    for service in "${STARTED_PRIVATE[@]}"; do
+      "$ROOT/scripts/services.sh" stop "$service" || true
+    done
+  else
+    info "private servers left running for the next run: ${STARTED_PRIVATE[*]} (scripts/services.sh stop)"
+  fi
+}
+
+RESULTS=()
+FAILED=0
+
+# step NAME COMMAND...: runs COMMAND, records and prints its outcome and duration.
+step() {
+  local name="$1" start rc=0
+  shift
+  printf '\n==> %s\n' "$*" >&2
+  start=$SECONDS
+  (cd "$ROOT" && "$@") || rc=$?
+  if [[ $rc -eq 0 ]]; then
+    RESULTS+=("ok      $name ($((SECONDS - start)) s)")
+  else
+    RESULTS+=("FAILED  $name (exit $rc, $((SECONDS - start)) s)")
+    FAILED=1
+  fi
+}
+
+main() {
+  have cargo || die "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml selects the version"
+  "$ROOT/scripts/onnxruntime.sh" || die "scripts/onnxruntime.sh failed (it needs python3 with pip and access to PyPI)"
+  trap cleanup EXIT
+  choose_servers
+
+  step "cargo fmt" cargo fmt --all --check
+  step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  # `--workspace` would override a package selection given by the caller.
+  local arg scope=(--workspace)
+  for arg in "$@"; do
+    [[ "$arg" == -- ]] && break
+    case "$arg" in -p | -p* | --package | --package=*) scope=() ;; esac
+  done
+  step "cargo test" cargo test "${scope[@]}" "$@"
+
+  printf '\n==> summary\n' >&2
+  printf '  %s\n' "${RESULTS[@]}" >&2
+  if [[ $FAILED -ne 0 ]]; then
+    die "some steps failed (see above)"
+  fi
+  info "all checks passed"
+}
+
+main "$@"
