@@ -28,23 +28,21 @@ redis-cli -u "$REDIS_URL" --scan --pattern "$OFERTASWS_PREFIX:*" | xargs -r redi
 
 times=()
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.out"' EXIT
 for run in $(seq "$runs"); do
   psql -q -X "$DATABASE_URL" -c "update ofertas set title = title || '.', updated_at = now() where id = (select id from ofertas where active order by id offset ($run * 37) % 5000 limit 1)" >/dev/null
-  # Peak RSS of the child, from getrusage.
+  # Runs one refresh; the outcome line goes to $log.out, the log to $log; prints the
+  # child's peak RSS (getrusage).
   peak_kb=$(python3 - "$bin/refresh-service" "$log" <<'PY'
 import resource, subprocess, sys
-with open(sys.argv[2], "w") as log:
-    out = subprocess.run([sys.argv[1], "once", "--trigger", "bench"], stdout=subprocess.PIPE, stderr=log, check=True).stdout
-sys.stderr.write(out.decode())
+with open(sys.argv[2], "w") as log, open(sys.argv[2] + ".out", "w") as out:
+    subprocess.run([sys.argv[1], "once", "--trigger", "bench"], stdout=out, stderr=log, check=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 PY
-  2> >(cat >"$log.out"))
-  sleep 0.05
+  )
   ms=$(python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); assert o["status"]=="success", o; print(o["execution_time_ms"])' "$log.out")
   times+=("$ms")
 done
-rm -f "$log.out"
 stats=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; p=a[int(NR*0.9+0.999)]; printf "median %s ms, p90 %s ms, min %s ms, max %s ms", m, p, a[1], a[NR]}')
 echo "offers: $offers; runs: $runs; refresh (execution_time_ms): $stats"
 echo "last run stages: $(python3 -c '
@@ -54,7 +52,7 @@ for line in open(sys.argv[1]):
     except ValueError: continue
     f=e.get("fields",{})
     if f.get("message")=="snapshot published":
-        print(", ".join(f"{k.split(".")[-1]}={v}" for k,v in f.items() if k.startswith(("refresh.","snapshot.","offers."))))
+        print(", ".join(k.split(".")[-1] + "=" + str(v) for k, v in f.items() if k.startswith(("refresh.", "snapshot.", "offers."))))
 ' "$log")"
 echo "refresher peak RSS: $((peak_kb / 1024)) MiB (ru_maxrss $peak_kb kB, whole process incl. ONNX Runtime)"
 if [[ "$offers" == 7000 ]]; then

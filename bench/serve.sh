@@ -57,8 +57,10 @@ token=$("$bin/api-service" token --ttl 1h)
 auth="Authorization: Bearer $token"
 
 mkdir -p "$work/www"
+chmod 755 "$work" "$work/www"  # nginx workers run unprivileged
 curl -sf -H "$auth" -H 'Accept-Encoding: gzip' "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.json.gz"
 curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.json"
+chmod 644 "$work/www/"*
 cat >"$work/nginx.conf" <<CONF
 worker_processes auto;
 pid $work/nginx.pid;

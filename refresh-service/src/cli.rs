@@ -42,6 +42,14 @@ pub enum Command {
     },
     /// Applies the database migrations (creating the database if missing) and exits.
     Migrate,
+    /// Lists the retained snapshot versions (`*` marks the current one).
+    Versions,
+    /// Makes the previous retained version (or `--to VERSION`) current again.
+    Rollback {
+        /// Version to restore; default: the newest one that is not current.
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Publishes an ops refresh request.
     Trigger {
         /// Wait for the outcome event and print it.
@@ -129,6 +137,18 @@ impl Cli {
                 }
                 migrate(&pool).await.context("migrations failed")?;
                 eprintln!("migrations applied");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Versions => {
+                let store = crate::context::connect_store(&self.settings.redis).await?;
+                crate::rollback::print_versions(&store).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Rollback { to } => {
+                let ctx = RefreshContext::connect(&self.settings).await?;
+                let meta = crate::rollback::rollback(&ctx, to.as_deref()).await?;
+                ctx.log.flush().await;
+                println!("{}", serde_json::to_string(&meta)?);
                 Ok(ExitCode::SUCCESS)
             }
             Command::Trigger {

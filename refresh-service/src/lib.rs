@@ -12,6 +12,7 @@ pub mod lock;
 pub mod log;
 pub mod pipeline;
 pub mod rank;
+pub mod rollback;
 pub mod schedule;
 pub mod source;
 pub mod trigger;

@@ -432,3 +432,67 @@ async fn a_postgres_failure_mid_refresh_keeps_the_snapshot_and_is_logged_when_ba
         RefreshStatus::Success
     );
 }
+
+#[tokio::test]
+async fn rollback_restores_the_previous_version_and_announces_it() {
+    let env = TestEnv::new().await;
+    seed(&env.db.pool, 1, 10).await;
+    let first = published(&env).await;
+    change(&env.db.pool, 4).await;
+    let second = published(&env).await;
+    let listed = refresh_service::rollback::list(&env.ctx.store)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|(c, m)| (*c, m.version.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (true, second.version.clone()),
+            (false, first.version.clone())
+        ]
+    );
+
+    let mut events = Events::subscribe(&env.prefix.0).await;
+    let restored = refresh_service::rollback::rollback(&env.ctx, None)
+        .await
+        .unwrap();
+    assert_eq!(restored, first);
+    let (current, bodies) = env.ctx.store.load_current().await.unwrap().unwrap();
+    assert_eq!(current, first);
+    decode(&current, &bodies);
+    let event = events
+        .next_matching(Duration::from_secs(2), |e| {
+            matches!(e, Event::SnapshotUpdated(_))
+        })
+        .await;
+    assert!(matches!(event, Event::SnapshotUpdated(u) if u.version == first.version));
+    assert!(
+        log_rows(&env.db.pool)
+            .await
+            .iter()
+            .any(|r| r.1 == "rollback" && r.0 == "success")
+    );
+
+    // Rolling forward by name works too; the current version cannot be "restored".
+    assert_eq!(
+        refresh_service::rollback::rollback(&env.ctx, Some(&second.version))
+            .await
+            .unwrap(),
+        second
+    );
+    assert!(
+        refresh_service::rollback::rollback(&env.ctx, Some(&second.version))
+            .await
+            .is_err()
+    );
+    assert!(
+        refresh_service::rollback::rollback(&env.ctx, Some("0-nope"))
+            .await
+            .is_err()
+    );
+    // A refresh after a rollback still publishes (its sequence number is newer).
+    change(&env.db.pool, 5).await;
+    assert!(published(&env).await.seq > second.seq);
+}

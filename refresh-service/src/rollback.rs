@@ -1,0 +1,108 @@
+//! `refresh-service versions` and `rollback`: list the retained versions and make an
+//! earlier one current again.
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+
+use shared::events::{Event, RefreshStatus, SnapshotUpdated};
+use shared::snapshot::SnapshotMeta;
+use shared::store::SnapshotStore;
+
+use crate::context::{RefreshContext, instance_name};
+use crate::log::LogEntry;
+use crate::pipeline::publish_event;
+
+/// Retained versions, newest first, with the current one marked.
+///
+/// # Errors
+/// When Redis cannot be read.
+pub async fn list(store: &SnapshotStore) -> anyhow::Result<Vec<(bool, SnapshotMeta)>> {
+    let current = store.current_meta().await?.map(|m| m.version);
+    let versions = store.versions().await?;
+    Ok(versions
+        .into_iter()
+        .map(|meta| (current.as_deref() == Some(meta.version.as_str()), meta))
+        .collect())
+}
+
+/// Prints [`list`] as a table.
+///
+/// # Errors
+/// When Redis cannot be read.
+pub async fn print_versions(store: &SnapshotStore) -> anyhow::Result<()> {
+    println!(
+        "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  generated_at",
+        "", "version", "count", "json", "gzip", "zstd"
+    );
+    for (current, meta) in list(store).await? {
+        let age = (Utc::now() - meta.generated_at).num_seconds();
+        println!(
+            "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  {} ({age} s ago)",
+            if current { "*" } else { "" },
+            meta.version,
+            meta.count,
+            meta.json_bytes,
+            meta.gzip_bytes,
+            meta.zstd_bytes,
+            meta.generated_at_string()
+        );
+    }
+    Ok(())
+}
+
+/// Makes `to` (or, by default, the newest retained version that is not current) the
+/// current snapshot again, publishes `snapshot.updated` and records it in the refresh log
+/// with trigger `rollback`.
+///
+/// # Errors
+/// When there is no such version, its bodies are gone or Redis fails.
+pub async fn rollback(ctx: &RefreshContext, to: Option<&str>) -> anyhow::Result<SnapshotMeta> {
+    let versions = list(&ctx.store).await?;
+    let target = match to {
+        Some(version) => versions.into_iter().find(|(_, m)| m.version == version),
+        None => versions.into_iter().find(|(current, _)| !current),
+    };
+    let Some((current, meta)) = target else {
+        bail!(
+            "no retained version {}",
+            to.unwrap_or("older than the current one")
+        );
+    };
+    if current {
+        bail!("version {} is already current", meta.version);
+    }
+    let started = std::time::Instant::now();
+    ctx.store
+        .restore(&meta)
+        .await
+        .context("cannot restore the version")?;
+    publish_event(
+        ctx,
+        &Event::SnapshotUpdated(SnapshotUpdated {
+            version: meta.version.clone(),
+            etag: meta.etag.clone(),
+            count: meta.count,
+            generated_at: meta.generated_at_string(),
+        }),
+    )
+    .await;
+    tracing::info!(snapshot.version = %meta.version, "rolled back");
+    ctx.log
+        .record(LogEntry {
+            executed_at: Utc::now(),
+            trigger: "rollback".to_owned(),
+            status: RefreshStatus::Success,
+            records_count: Some(meta.count as i32),
+            execution_time_ms: started.elapsed().as_millis() as i32,
+            request_size_kb: Some(meta.gzip_bytes.div_ceil(1024) as i32),
+            json_bytes: Some(meta.json_bytes as i64),
+            gzip_bytes: Some(meta.gzip_bytes as i64),
+            zstd_bytes: Some(meta.zstd_bytes as i64),
+            etag: Some(meta.etag.clone()),
+            request_id: None,
+            instance: instance_name().to_owned(),
+            error: None,
+        })
+        .await;
+    Ok(meta)
+}
