@@ -73,6 +73,41 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// Status of an unauthenticated GET of `path`.
+pub async fn get_status(api: &TestApi, path: &str) -> u16 {
+    http()
+        .get(api.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// JSON body of an unauthenticated GET of `path`.
+pub async fn get_json(api: &TestApi, path: &str) -> Value {
+    http()
+        .get(api.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Text body of an unauthenticated GET of `path`.
+pub async fn get_text(api: &TestApi, path: &str) -> String {
+    http()
+        .get(api.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub fn now() -> i64 {
     Utc::now().timestamp()
 }

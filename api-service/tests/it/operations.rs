@@ -14,14 +14,7 @@ const OPENAPI_SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/opena
 async fn openapi_document_matches_the_committed_snapshot() {
     let prefix = TestPrefix::new();
     let api = spawn_api(&prefix.0).await;
-    let document: Value = http()
-        .get(api.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value = get_json(&api, "/openapi.json").await;
     let rendered = serde_json::to_string_pretty(&document).unwrap() + "\n";
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(OPENAPI_SNAPSHOT, &rendered).unwrap();

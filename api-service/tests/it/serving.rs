@@ -218,39 +218,12 @@ async fn before_the_first_snapshot_the_api_answers_503_and_is_not_ready() {
         .await
         .unwrap();
     assert_eq!(meta.status().as_u16(), 503);
-    assert_eq!(
-        http()
-            .get(api.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        503
-    );
-    assert_eq!(
-        http()
-            .get(api.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(get_status(&api, "/ready").await, 503);
+    assert_eq!(get_status(&api, "/health").await, 200);
 
     let written = Writer::new(&prefix.0).await.publish(2, true).await;
     wait_for_version(&api, &written.meta.version, Duration::from_secs(5)).await;
-    assert_eq!(
-        http()
-            .get(api.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    assert_eq!(get_status(&api, "/ready").await, 200);
     let meta: Value = http()
         .get(api.url("/api/v4/ofertasws/meta"))
         .header("authorization", bearer(&user_token()))
@@ -284,16 +257,7 @@ async fn a_corrupt_body_is_refused_and_the_previous_snapshot_kept() {
     writer.store.publish(&meta, &bodies).await.unwrap();
     writer.announce(&meta).await;
 
-    let metrics = || async {
-        http()
-            .get(api.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || async { get_text(&api, "/metrics").await };
     eventually(
         Duration::from_secs(5),
         "the corrupt snapshot to be refused",

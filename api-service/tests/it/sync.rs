@@ -93,14 +93,7 @@ async fn redis_outage_under_load_serves_the_held_snapshot_then_recovers() {
         Duration::from_secs(15),
         "/health to report Redis down",
         || async {
-            let health: Value = http()
-                .get(api.url("/health"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let health: Value = get_json(&api, "/health").await;
             health["redis"] == "down"
         },
     )
@@ -120,14 +113,7 @@ async fn redis_outage_under_load_serves_the_held_snapshot_then_recovers() {
         "non-2xx while a snapshot was held: {failures:?}"
     );
     assert!(during > 10, "requests flowed during the outage ({during})");
-    let metrics = http()
-        .get(api.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&api, "/metrics").await;
     assert!(
         metrics.contains("ofertasws_redis_reconnects_total"),
         "{metrics}"

@@ -31,6 +31,21 @@ impl Daemon {
     }
 }
 
+/// A daemon over ten offers, past its start-up refresh, and the events it publishes.
+async fn started_with_ten_offers() -> (TestEnv, Daemon, Events) {
+    let env = TestEnv::new().await;
+    seed(&env.db.pool, 1, 10).await;
+    let mut events = Events::subscribe(&env.prefix.0).await;
+    let daemon = Daemon::start(&env).await;
+    events
+        .next_matching(
+            WAIT,
+            |e| matches!(e, Event::RefreshCompleted(o) if o.trigger == "startup"),
+        )
+        .await;
+    (env, daemon, events)
+}
+
 fn outcome_for<'a>(event: &'a Event, id: &str) -> Option<&'a shared::events::RefreshOutcome> {
     event
         .outcome()
@@ -60,16 +75,7 @@ async fn the_daemon_refreshes_at_start_when_redis_has_no_snapshot() {
 
 #[tokio::test]
 async fn ops_messages_are_accepted_or_rejected_and_the_daemon_lives_on() {
-    let env = TestEnv::new().await;
-    seed(&env.db.pool, 1, 10).await;
-    let mut events = Events::subscribe(&env.prefix.0).await;
-    let daemon = Daemon::start(&env).await;
-    events
-        .next_matching(
-            WAIT,
-            |e| matches!(e, Event::RefreshCompleted(o) if o.trigger == "startup"),
-        )
-        .await;
+    let (env, daemon, mut events) = started_with_ten_offers().await;
 
     // JSON with a request id: answered under that id.
     change(&env.db.pool, 1).await;
@@ -134,16 +140,7 @@ async fn ops_messages_are_accepted_or_rejected_and_the_daemon_lives_on() {
 
 #[tokio::test]
 async fn a_burst_during_a_refresh_is_coalesced_into_one_more_refresh() {
-    let env = TestEnv::new().await;
-    seed(&env.db.pool, 1, 10).await;
-    let mut events = Events::subscribe(&env.prefix.0).await;
-    let daemon = Daemon::start(&env).await;
-    events
-        .next_matching(
-            WAIT,
-            |e| matches!(e, Event::RefreshCompleted(o) if o.trigger == "startup"),
-        )
-        .await;
+    let (env, daemon, mut events) = started_with_ten_offers().await;
     let rows_before = log_rows(&env.db.pool).await.len();
 
     let blocker = block_offers_table(&env.db.url).await;
