@@ -6,6 +6,7 @@
 #
 # Usage: bench/refresh.sh [OFFERS (default 7000)] [RUNS (default 20)]
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 offers="${1:-7000}"

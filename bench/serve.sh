@@ -9,6 +9,7 @@
 #
 # Usage: bench/serve.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 32)]
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 duration="${1:-10}"
@@ -29,8 +30,8 @@ bin="$ROOT/target/release"
 work=$(mktemp -d)
 api_pid=""
 cleanup() {
-  [[ -n "$api_pid" ]] && kill "$api_pid" 2>/dev/null || true
-  [[ -f "$work/nginx.pid" ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  if [[ -n "$api_pid" ]]; then kill "$api_pid" 2>/dev/null || true; fi
+  if [[ -f "$work/nginx.pid" ]]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

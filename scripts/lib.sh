@@ -358,7 +358,7 @@ redis_start() {
 }
 
 redis_stop() {
-  local pid i
+  local pid
   if ! pid="$(redis_pid)"; then
     info "Redis is not running"
     rm -f "$REDIS_PIDFILE"
@@ -366,14 +366,8 @@ redis_stop() {
   fi
   info "stopping Redis (127.0.0.1:$REDIS_PORT)"
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
-  for ((i = 0; i < 100; i++)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$REDIS_PIDFILE"
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "Redis (pid $pid) did not stop within 10 s"
+  wait_for_exit "$pid" 100 || die "Redis (pid $pid) did not stop within 10 s"
+  rm -f "$REDIS_PIDFILE"
 }
 
 # ---------------------------------------------------------------------------- processes
@@ -391,23 +385,29 @@ pid_alive() {
   printf '%s' "$pid"
 }
 
+# wait_for_exit PID TENTHS: waits up to TENTHS tenths of a second for PID to exit;
+# fails when it is still running.
+wait_for_exit() {
+  local pid="$1" tenths="$2" i
+  for ((i = 0; i < tenths; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # stop_pidfile PIDFILE NAME: SIGTERM, wait up to 15 s, then SIGKILL.
 stop_pidfile() {
-  local pidfile="$1" name="$2" pid i
+  local pidfile="$1" name="$2" pid
   if ! pid="$(pid_alive "$pidfile" "$name")"; then
     rm -f "$pidfile"
     return 0
   fi
   info "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$pidfile"
-      return 0
-    fi
-    sleep 0.1
-  done
-  warn "$name (pid $pid) did not exit within 15 s of SIGTERM; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
+  if ! wait_for_exit "$pid" 150; then
+    warn "$name (pid $pid) did not exit within 15 s of SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
   rm -f "$pidfile"
 }

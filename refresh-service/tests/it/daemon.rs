@@ -54,16 +54,9 @@ fn outcome_for<'a>(event: &'a Event, id: &str) -> Option<&'a shared::events::Ref
 
 #[tokio::test]
 async fn the_daemon_refreshes_at_start_when_redis_has_no_snapshot() {
-    let env = TestEnv::new().await;
-    seed(&env.db.pool, 1, 10).await;
-    let mut events = Events::subscribe(&env.prefix.0).await;
-    let daemon = Daemon::start(&env).await;
-    events
-        .next_matching(
-            WAIT,
-            |e| matches!(e, Event::SnapshotUpdated(u) if u.count == 10),
-        )
-        .await;
+    let (env, daemon, _events) = started_with_ten_offers().await;
+    let current = env.ctx.store.current_meta().await.unwrap().unwrap();
+    assert_eq!(current.count, 10);
     daemon.stop().await;
     let rows = log_rows(&env.db.pool).await;
     assert_eq!(rows.len(), 1);
