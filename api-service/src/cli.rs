@@ -84,29 +84,13 @@ pub fn main() -> ExitCode {
         );
     }
     shared::telemetry::init("api-service");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("api-service: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let served = runtime.block_on(async {
+    shared::shutdown::run_main("api-service", async {
         let app = Application::build(cli.settings).await?;
         let shutdown = CancellationToken::new();
         tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
-        app.run_until_stopped(shutdown).await
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("api-service: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        app.run_until_stopped(shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[derive(serde::Serialize)]

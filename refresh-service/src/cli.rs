@@ -69,23 +69,7 @@ pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     shared::telemetry::init("refresh-service");
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("refresh-service: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(cli.execute()) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("refresh-service: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    shared::shutdown::run_main("refresh-service", cli.execute())
 }
 
 impl Cli {
