@@ -81,6 +81,8 @@ COPY --from=builder /out/refresh-service /usr/local/bin/refresh-service
 ENV RANKER_MODEL=/opt/ofertasws/models/offer_ranker.onnx \
     ORT_DYLIB_PATH=/opt/ofertasws/lib/libonnxruntime.so
 LABEL org.opencontainers.image.title="ofertasws refresh-service"
+# `run` only: GET /health, /ready and /metrics (REFRESH_METRICS_BIND).
+EXPOSE 9100
 USER 10001:10001
 ENTRYPOINT ["refresh-service"]
 CMD ["run"]

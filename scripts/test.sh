@@ -2,6 +2,7 @@
 # Runs every check and test of the workspace:
 #   cargo fmt --all --check
 #   cargo clippy --workspace --all-targets -- -D warnings
+#   scripts/check-deploy.sh   (Kubernetes, Compose, Prometheus, Grafana files; offline)
 #   cargo test --workspace [EXTRA ARGS...]   (only the given packages with -p NAME)
 #
 # The integration tests need a PostgreSQL server (they create and drop their own
@@ -118,6 +119,7 @@ main() {
 
   step "cargo fmt" cargo fmt --all --check
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  step "deploy checks" bash scripts/check-deploy.sh
   # `--workspace` would override a package selection given by the caller.
   local arg scope=(--workspace)
   for arg in "$@"; do

@@ -83,7 +83,7 @@ pub fn main() -> ExitCode {
             *ttl,
         );
     }
-    shared::telemetry::init("api-service");
+    let _telemetry = shared::telemetry::init("api-service");
     shared::shutdown::run_main("api-service", async {
         let app = Application::build(cli.settings).await?;
         let shutdown = CancellationToken::new();

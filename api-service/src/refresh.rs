@@ -22,14 +22,19 @@ pub struct RefreshResult {
     /// The request's id.
     pub request_id: String,
     /// Offers in the current snapshot.
+    #[oai(nullable)]
     pub count: Option<u64>,
     /// Current version.
+    #[oai(nullable)]
     pub version: Option<String>,
     /// Current ETag.
+    #[oai(nullable)]
     pub etag: Option<String>,
     /// Duration of the refresh.
+    #[oai(nullable)]
     pub execution_time_ms: Option<u64>,
     /// Why it failed or was skipped.
+    #[oai(nullable)]
     pub error: Option<String>,
 }
 
@@ -54,6 +59,10 @@ pub enum RefreshReply {
     /// Missing or invalid token.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// A malformed query parameter (`wait`, `timeout`).
+    // Declared only: poem-openapi refuses the parameter and `errors::render` answers.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
     /// The token may not request refreshes.
     #[oai(status = 403)]
     Forbidden(Json<ErrorBody>),
@@ -101,6 +110,7 @@ pub async fn request_refresh(
         reason: Some("requested through the API".to_owned()),
         requested_by: requested_by.map(str::to_owned),
         trigger: Some("api".to_owned()),
+        traceparent: shared::telemetry::traceparent(),
     };
     let payload = serde_json::to_string(&request).unwrap_or_default();
     let channel = cache.store().keys().refresh_channel();

@@ -18,6 +18,7 @@ use headers::ETag;
 use poem::http::HeaderValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use shared::events::Event;
 use shared::snapshot::SnapshotMeta;
@@ -303,7 +304,9 @@ pub async fn sync(
                     };
                     if let Event::SnapshotUpdated(updated) = &event {
                         tracing::debug!(version = %updated.version, "snapshot.updated received");
-                        resync_logged(&cache, "event").await;
+                        let span = tracing::info_span!("snapshot.reload", snapshot.version = %updated.version);
+                        shared::telemetry::continue_trace(&span, updated.traceparent.as_deref());
+                        resync_logged(&cache, "event").instrument(span).await;
                     }
                     let _ = cache.events.send(Arc::new(event));
                 }

@@ -10,6 +10,7 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server, http::header};
 use poem_openapi::OpenApiService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span, field::Empty};
 
 use shared::config::ApiSettings;
 use shared::keys::Keys;
@@ -58,6 +59,27 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The span of one request, continuing the caller's `traceparent`; none (free) when
+/// traces are not exported, so the hot path pays nothing for tracing.
+fn request_span(req: &poem::Request, route: &'static str) -> Span {
+    if !shared::telemetry::exporting() {
+        return Span::none();
+    }
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = format!("{} {route}", req.method()),
+        http.request.method = %req.method(),
+        http.route = route,
+        http.response.status_code = Empty,
+    );
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    shared::telemetry::continue_trace(&span, traceparent);
+    span
+}
+
 /// The whole HTTP application over `cache`.
 pub fn app(
     cache: Arc<SnapshotCache>,
@@ -80,7 +102,9 @@ pub fn app(
                 let started = Instant::now();
                 let route = route_label(req.uri().path());
                 let head = req.method() == poem::http::Method::HEAD;
-                let response = ep.get_response(req).await;
+                let span = request_span(&req, route);
+                let response = ep.get_response(req).instrument(span.clone()).await;
+                span.record("http.response.status_code", response.status().as_u16());
                 let encoding = match response
                     .headers()
                     .get(header::CONTENT_ENCODING)

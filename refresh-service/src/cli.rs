@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand};
 use sqlx::migrate::MigrateDatabase;
 use tokio_util::sync::CancellationToken;
 
-use shared::config::RefreshSettings;
+use shared::config::{ConfigError, RefreshSettings};
 use shared::events::RefreshStatus;
 
 use crate::context::{RefreshContext, migrate, pg_pool};
 use crate::pipeline::{RefreshRun, run_recorded};
+use crate::status::{self, Readiness};
 
 /// Builds ranked, compressed, versioned ofertas snapshots from PostgreSQL into Redis.
 #[derive(Debug, Parser)]
@@ -32,7 +33,11 @@ pub struct Cli {
 pub enum Command {
     /// Daemon: in-process schedule plus the refresh channel; refreshes at start when
     /// Redis has no snapshot or a scheduled refresh was missed.
-    Run,
+    Run {
+        /// Address of the `/health`, `/ready` and `/metrics` port, or `off`.
+        #[arg(long, env = "REFRESH_METRICS_BIND", default_value = "0.0.0.0:9100")]
+        metrics_bind: String,
+    },
     /// One refresh (Kubernetes CronJob override). Exit 0 on success, unchanged, or when
     /// skipped because another refresh holds the lock; non-zero on failure.
     Once {
@@ -68,7 +73,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    shared::telemetry::init("refresh-service");
+    let _telemetry = shared::telemetry::init("refresh-service");
     shared::shutdown::run_main("refresh-service", cli.execute())
 }
 
@@ -79,11 +84,32 @@ impl Cli {
     /// Configuration errors (naming the variable) and start-up failures.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Run => {
+            Command::Run { metrics_bind } => {
+                let status_addr = status_addr(&metrics_bind)?;
                 let ctx = Arc::new(RefreshContext::connect(&self.settings).await?);
                 let shutdown = CancellationToken::new();
                 tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
-                crate::daemon::run(ctx, &self.settings, shutdown).await?;
+                let readiness = Arc::new(Readiness::default());
+                let status = match status_addr {
+                    Some(addr) => {
+                        let (acceptor, bound) = status::bind(addr).await?;
+                        tracing::info!(addr = %bound, "status port listening");
+                        Some(tokio::spawn(status::serve(
+                            acceptor,
+                            ctx.clone(),
+                            readiness.clone(),
+                            shutdown.clone(),
+                        )))
+                    }
+                    None => None,
+                };
+                let result =
+                    crate::daemon::run(ctx, &self.settings, readiness, shutdown.clone()).await;
+                shutdown.cancel();
+                if let Some(status) = status {
+                    let _ = status.await;
+                }
+                result?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Once { trigger } => {
@@ -164,4 +190,16 @@ async fn flush_log(ctx: &RefreshContext) {
             "could not write the refresh log row; it is recorded in this process log only"
         );
     }
+}
+
+/// The status port address from `REFRESH_METRICS_BIND`, or `None` for `off`.
+fn status_addr(value: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e| ConfigError::new("REFRESH_METRICS_BIND", value, e))
 }

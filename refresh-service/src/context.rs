@@ -17,6 +17,7 @@ use shared::keys::Keys;
 use shared::store::SnapshotStore;
 
 use crate::log::RefreshLog;
+use crate::metrics::RefreshMetrics;
 use crate::rank::Ranker;
 
 /// Source of "now"; tests pin it to test the active-offer rule at its edges.
@@ -32,6 +33,8 @@ pub struct RefreshContext {
     pub ranker: Arc<Ranker>,
     /// Refresh log writer.
     pub log: RefreshLog,
+    /// Prometheus metrics.
+    pub metrics: Arc<RefreshMetrics>,
     /// Current time.
     pub clock: Clock,
 }
@@ -57,6 +60,7 @@ impl RefreshContext {
             db,
             store,
             ranker: Arc::new(ranker),
+            metrics: Arc::default(),
             clock: Arc::new(Utc::now),
         }
     }

@@ -17,6 +17,7 @@ use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus};
 use crate::context::RefreshContext;
 use crate::pipeline::{RefreshRun, publish_event, run_recorded};
 use crate::schedule;
+use crate::status::Readiness;
 
 /// How long the schedule gets to stop at shutdown.
 const SCHEDULER_STOP: Duration = Duration::from_secs(2);
@@ -28,6 +29,7 @@ const LOG_FLUSH_EVERY: Duration = Duration::from_secs(10);
 struct Queued {
     trigger: String,
     request_id: String,
+    traceparent: Option<String>,
 }
 
 impl Queued {
@@ -35,17 +37,20 @@ impl Queued {
         Self {
             trigger: trigger.to_owned(),
             request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            traceparent: None,
         }
     }
 }
 
 /// Runs the daemon until `shutdown` is cancelled; a refresh in progress then finishes.
+/// `readiness` is set once the refresh channel is subscribed.
 ///
 /// # Errors
 /// When the schedule cannot start or the ops channel cannot be subscribed at start.
 pub async fn run(
     ctx: Arc<RefreshContext>,
     settings: &RefreshSettings,
+    readiness: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (queue, requests) = mpsc::unbounded_channel();
@@ -62,6 +67,7 @@ pub async fn run(
         .await
         .context("cannot subscribe to the refresh channel")?;
     tracing::info!(channel = %channel, "listening for refresh requests");
+    readiness.set(true);
     tracker.spawn(listen(
         ctx.clone(),
         subscriber,
@@ -117,6 +123,7 @@ pub async fn run(
             Err(_) => tracing::debug!("schedule still stopping; leaving it to process exit"),
         }
     }
+    readiness.set(false);
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;
@@ -163,9 +170,11 @@ async fn work(
         let mut run = RefreshRun {
             trigger: first.trigger,
             request_ids: vec![first.request_id],
+            traceparent: first.traceparent,
         };
         while let Ok(more) = requests.try_recv() {
             run.request_ids.push(more.request_id);
+            run.traceparent = run.traceparent.or(more.traceparent);
         }
         run_recorded(ctx, &run).await;
     }
@@ -195,7 +204,10 @@ async fn listen(
                             requested_by = ?request.requested_by,
                             "refresh requested"
                         );
-                        let queued = Queued::new(request.trigger(), request.request_id.clone());
+                        let queued = Queued {
+                            traceparent: request.traceparent.clone(),
+                            ..Queued::new(request.trigger(), request.request_id.clone())
+                        };
                         if queue.send(queued).is_err() {
                             break;
                         }
@@ -211,6 +223,7 @@ async fn listen(
                             etag: None,
                             execution_time_ms: None,
                             error: Some(rejected.to_string()),
+                            traceparent: None,
                         });
                         publish_event(&ctx, &event).await;
                     }

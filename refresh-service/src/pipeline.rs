@@ -12,6 +12,7 @@ use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use fred::prelude::PubsubInterface;
 use thiserror::Error;
+use tracing::{Instrument, Span, field::Empty};
 
 use shared::events::{Event, RefreshOutcome, RefreshStatus, SnapshotUpdated};
 use shared::snapshot::SnapshotMeta;
@@ -21,6 +22,7 @@ use crate::context::{RefreshContext, instance_name};
 use crate::encode::{DocumentHeader, Ranking, encode};
 use crate::lock::{LOCK_TTL, RefreshLock};
 use crate::log::LogEntry;
+use crate::metrics::{RefreshMetrics, Stage};
 use crate::rank::RankError;
 use crate::source;
 
@@ -118,6 +120,7 @@ pub async fn refresh(ctx: &RefreshContext) -> Result<Outcome, RefreshError> {
         .notify(|e, wait| tracing::warn!(error = %e, retry_in = ?wait, "cannot reach Redis for the refresh lock"))
         .await?;
     let Some(lock) = lock else {
+        ctx.metrics.lock_skipped();
         let holder = RefreshLock::holder(client, &lock_key).await.ok().flatten();
         let current = ctx.store.current_meta().await.ok().flatten();
         return Ok(Outcome::Skipped {
@@ -143,7 +146,7 @@ fn millis(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
-#[tracing::instrument(skip_all, fields(snapshot.version = tracing::field::Empty))]
+#[tracing::instrument(name = "attempt", skip_all, fields(snapshot.version = Empty))]
 async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError> {
     let started = Instant::now();
     let current = ctx.store.current_meta().await?;
@@ -153,27 +156,41 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
         .duration_trunc(TimeDelta::milliseconds(1))
         .unwrap_or(now);
 
-    let offers = source::load_active(&ctx.db, now).await?;
+    let span = tracing::info_span!("query", offers.count = Empty);
+    let offers = source::load_active(&ctx.db, now)
+        .instrument(span.clone())
+        .await?;
+    span.record("offers.count", offers.len());
     let query_ms = millis(started);
+    ctx.metrics.stage(Stage::Query, started.elapsed());
     if let Some(current) = current.filter(|c| c.content_hash == offers.content_hash()) {
         tracing::info!(offers.count = offers.len(), snapshot.version = %current.version, "offers unchanged");
         return Ok(Outcome::Unchanged(current));
     }
 
     let version = SnapshotMeta::version_for(seq, offers.content_hash());
-    tracing::Span::current().record("snapshot.version", version.as_str());
+    Span::current().record("snapshot.version", version.as_str());
     let ranker = ctx.ranker.clone();
+    let metrics = ctx.metrics.clone();
+    let parent = Span::current();
     let encode_started = Instant::now();
     let (meta, bodies, rank_ms) = tokio::task::spawn_blocking(move || {
-        encode_snapshot(&ranker, &offers, seq, version, generated_at)
+        let _entered = parent.enter();
+        encode_snapshot(&ranker, &metrics, &offers, seq, version, generated_at)
     })
     .await
     .map_err(|e| RefreshError::Task(e.to_string()))??;
     let encode_ms = millis(encode_started).saturating_sub(rank_ms);
 
     let write_started = Instant::now();
-    let switch = ctx.store.publish(&meta, &bodies).await?;
+    let span = tracing::info_span!(
+        "write",
+        snapshot.gzip_bytes = meta.gzip_bytes,
+        snapshot.zstd_bytes = meta.zstd_bytes
+    );
+    let switch = ctx.store.publish(&meta, &bodies).instrument(span).await?;
     let write_ms = millis(write_started);
+    ctx.metrics.stage(Stage::Write, write_started.elapsed());
     if let Switch::Superseded(newer) = switch {
         return Ok(Outcome::Skipped {
             reason: format!(
@@ -195,27 +212,46 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
         refresh.duration_ms = millis(started),
         "snapshot published"
     );
-    let updated = Event::SnapshotUpdated(SnapshotUpdated {
-        version: meta.version.clone(),
-        etag: meta.etag.clone(),
-        count: meta.count,
-        generated_at: meta.generated_at_string(),
-    });
-    publish_event(ctx, &updated).await;
+    let publish_started = Instant::now();
+    let span = tracing::info_span!("publish", snapshot.version = %meta.version);
+    async {
+        publish_event(
+            ctx,
+            &Event::SnapshotUpdated(SnapshotUpdated::announcing(&meta)),
+        )
+        .await;
+    }
+    .instrument(span)
+    .await;
+    ctx.metrics.stage(Stage::Publish, publish_started.elapsed());
     Ok(Outcome::Published(meta))
 }
 
 /// Ranks, serialises and compresses; CPU-bound, so it runs on a blocking thread.
 fn encode_snapshot(
     ranker: &crate::rank::Ranker,
+    metrics: &RefreshMetrics,
     offers: &source::OfferSet,
     seq: u64,
     version: String,
     generated_at: DateTime<Utc>,
 ) -> Result<(SnapshotMeta, Bodies, u64), RefreshError> {
     let rank_started = Instant::now();
-    let ranking = Ranking::new(offers, &ranker.score(offers.features())?);
+    let ranking = tracing::info_span!("rank", offers.count = offers.len()).in_scope(|| {
+        ranker
+            .score(offers.features())
+            .map(|s| Ranking::new(offers, &s))
+    })?;
     let rank_ms = millis(rank_started);
+    metrics.stage(Stage::Rank, rank_started.elapsed());
+    let compress_started = Instant::now();
+    let span = tracing::info_span!(
+        "compress",
+        snapshot.json_bytes = Empty,
+        snapshot.gzip_bytes = Empty,
+        snapshot.zstd_bytes = Empty
+    );
+    let _entered = span.enter();
     let generated = shared::snapshot::format_millis(&generated_at);
     let header = DocumentHeader {
         version: &version,
@@ -237,6 +273,10 @@ fn encode_snapshot(
         zstd_hash: shared::snapshot::hash_hex(&encoded.zstd),
         version,
     };
+    span.record("snapshot.json_bytes", meta.json_bytes);
+    span.record("snapshot.gzip_bytes", meta.gzip_bytes);
+    span.record("snapshot.zstd_bytes", meta.zstd_bytes);
+    metrics.stage(Stage::Compress, compress_started.elapsed());
     let bodies = Bodies {
         gzip: Bytes::from(encoded.gzip),
         zstd: Bytes::from(encoded.zstd),
@@ -264,6 +304,8 @@ pub struct RefreshRun {
     pub trigger: String,
     /// Requests answered by this run (several when coalesced); never empty.
     pub request_ids: Vec<String>,
+    /// Trace context of the request that started the run, so its trace continues.
+    pub traceparent: Option<String>,
 }
 
 impl RefreshRun {
@@ -272,14 +314,26 @@ impl RefreshRun {
         Self {
             trigger: trigger.into(),
             request_ids: vec![uuid::Uuid::new_v4().to_string()],
+            traceparent: None,
         }
     }
 }
 
 /// Runs a refresh, records it in the refresh log and publishes its outcome event for
 /// every request it answers. Never fails: a failure is the `failed` outcome.
-#[tracing::instrument(skip_all, fields(refresh.trigger = %run.trigger, refresh.request_id = %run.request_ids[0]))]
 pub async fn run_recorded(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutcome {
+    let span = tracing::info_span!(
+        "refresh",
+        refresh.trigger = %run.trigger,
+        refresh.request_id = run.request_ids.first().map(String::as_str),
+        refresh.coalesced = run.request_ids.len(),
+        refresh.status = Empty,
+    );
+    shared::telemetry::continue_trace(&span, run.traceparent.as_deref());
+    record(ctx, run).instrument(span).await
+}
+
+async fn record(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutcome {
     let executed_at = Utc::now();
     let started = Instant::now();
     let rss_before = shared::memory::rss_mib();
@@ -314,6 +368,9 @@ pub async fn run_recorded(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutc
         ),
     }
     let published = matches!(result, Ok(Outcome::Published(_)));
+    Span::current().record("refresh.status", status.as_str());
+    ctx.metrics.stage(Stage::Total, started.elapsed());
+    ctx.metrics.outcome(status, snapshot.filter(|_| published));
     ctx.log
         .record(LogEntry {
             executed_at,
@@ -342,6 +399,7 @@ pub async fn run_recorded(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutc
         etag: snapshot.map(|m| m.etag.clone()),
         execution_time_ms: Some(execution_time_ms),
         error,
+        traceparent: shared::telemetry::traceparent(),
     };
     for id in &run.request_ids {
         let event = Event::for_outcome(RefreshOutcome {

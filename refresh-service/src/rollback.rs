@@ -78,12 +78,7 @@ pub async fn rollback(ctx: &RefreshContext, to: Option<&str>) -> anyhow::Result<
         .context("cannot restore the version")?;
     publish_event(
         ctx,
-        &Event::SnapshotUpdated(SnapshotUpdated {
-            version: meta.version.clone(),
-            etag: meta.etag.clone(),
-            count: meta.count,
-            generated_at: meta.generated_at_string(),
-        }),
+        &Event::SnapshotUpdated(SnapshotUpdated::announcing(&meta)),
     )
     .await;
     tracing::info!(snapshot.version = %meta.version, "rolled back");

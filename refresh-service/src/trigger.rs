@@ -53,6 +53,7 @@ pub async fn trigger(
             crate::context::instance_name()
         )),
         trigger: None,
+        traceparent: shared::telemetry::traceparent(),
     };
     let body = serde_json::to_string(&request)?;
     let receivers: i64 = client

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::snapshot::SnapshotMeta;
+
 /// Largest refresh request accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
@@ -21,6 +23,9 @@ pub struct RefreshRequest {
     /// Trigger recorded in the refresh log; `ops` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// W3C trace context of the span that sent this, so the trace continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Why a message on `P:refresh` was not accepted as a request.
@@ -105,6 +110,22 @@ pub struct SnapshotUpdated {
     pub count: u64,
     /// When it was generated (`…T15:00:00.123Z`).
     pub generated_at: String,
+    /// W3C trace context of the span that sent this, so the trace continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl SnapshotUpdated {
+    /// Announces `meta` as current, continuing the current span's trace.
+    pub fn announcing(meta: &SnapshotMeta) -> Self {
+        Self {
+            version: meta.version.clone(),
+            etag: meta.etag.clone(),
+            count: meta.count,
+            generated_at: meta.generated_at_string(),
+            traceparent: crate::telemetry::traceparent(),
+        }
+    }
 }
 
 /// Body of the `refresh.*` events.
@@ -131,6 +152,9 @@ pub struct RefreshOutcome {
     /// Why it failed, was skipped or was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// W3C trace context of the span that sent this, so the trace continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// An event on `P:events`, tagged by `type`.
@@ -237,6 +261,7 @@ mod tests {
             reason: Some("why".into()),
             requested_by: Some("me".into()),
             trigger: Some("api".into()),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         };
         assert_eq!(
             RefreshRequest::parse(serde_json::to_string(&req).unwrap().as_bytes()).unwrap(),
@@ -251,6 +276,7 @@ mod tests {
             etag: "\"3-abc\"".into(),
             count: 7,
             generated_at: "2026-11-22T15:00:00.123Z".into(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         });
         let json = updated.to_json();
         assert!(json.starts_with(r#"{"type":"snapshot.updated""#), "{json}");
@@ -272,6 +298,7 @@ mod tests {
                 etag: None,
                 execution_time_ms: Some(12),
                 error: None,
+                traceparent: None,
             };
             let event = Event::for_outcome(outcome.clone());
             let json = event.to_json();
@@ -293,6 +320,7 @@ mod tests {
                     etag: None,
                     execution_time_ms: None,
                     error: None,
+                    traceparent: None,
                 })
                 .to_json(),
             )

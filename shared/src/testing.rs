@@ -133,3 +133,77 @@ impl Drop for Proxy {
         self.accept.abort();
     }
 }
+
+/// The workspace root (tests build and find binaries relative to it).
+fn workspace_root() -> &'static std::path::Path {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn newest_mtime(path: &std::path::Path) -> std::time::SystemTime {
+    use std::time::SystemTime;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return SystemTime::UNIX_EPOCH;
+    };
+    let own = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if !meta.is_dir() {
+        return own;
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| newest_mtime(&entry.path()))
+        .fold(own, SystemTime::max)
+}
+
+/// The binary of workspace `package`, in the same target folder as `next_to` (a binary
+/// of the crate under test, e.g. `env!("CARGO_BIN_EXE_refresh-service")`).
+///
+/// `cargo test --workspace` builds every binary before any test runs; a test binary run
+/// on its own (`cargo test -p refresh-service`) only gets its own package's, so when the
+/// sibling is missing or older than its sources (or `shared`'s) it is built here with the
+/// cargo running the tests, for the same profile.
+pub fn workspace_binary(next_to: &str, package: &str) -> std::path::PathBuf {
+    use std::time::SystemTime;
+    let next_to = std::path::Path::new(next_to);
+    let binary = next_to.with_file_name(format!("{package}{}", std::env::consts::EXE_SUFFIX));
+    let root = workspace_root();
+    let sources = [
+        root.join(package).join("src"),
+        root.join(package).join("Cargo.toml"),
+        root.join("shared/src"),
+        root.join("shared/Cargo.toml"),
+    ]
+    .iter()
+    .map(|p| newest_mtime(p))
+    .fold(SystemTime::UNIX_EPOCH, SystemTime::max);
+    let built = std::fs::metadata(&binary).and_then(|m| m.modified()).ok();
+    if built.is_none_or(|built| built < sources) {
+        let profile_dir = next_to.parent().expect("binary folder");
+        let target_dir = profile_dir.parent().expect("target folder");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", package, "--bin", package])
+            .arg("--target-dir")
+            .arg(target_dir)
+            .current_dir(root);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cmd.arg("--release");
+            }
+            Some(profile) => {
+                cmd.args(["--profile", profile]);
+            }
+        }
+        eprintln!("building {package} (missing or older than its sources)");
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "cargo build -p {package} failed");
+    }
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p {package}`",
+        binary.display()
+    );
+    binary
+}

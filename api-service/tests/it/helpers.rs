@@ -213,12 +213,7 @@ impl Writer {
     }
 
     pub async fn announce(&self, meta: &SnapshotMeta) {
-        let event = Event::SnapshotUpdated(SnapshotUpdated {
-            version: meta.version.clone(),
-            etag: meta.etag.clone(),
-            count: meta.count,
-            generated_at: meta.generated_at_string(),
-        });
+        let event = Event::SnapshotUpdated(SnapshotUpdated::announcing(meta));
         let _: i64 = self
             .store
             .client()

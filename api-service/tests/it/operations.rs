@@ -105,6 +105,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         etag: None,
         execution_time_ms: Some(1),
         error: None,
+        traceparent: None,
     });
     let _: i64 = fred::prelude::PubsubInterface::publish(
         writer.store.client(),

@@ -48,6 +48,7 @@ async fn stand_in_refresher(
                 execution_time_ms: Some(42),
                 error: (status == RefreshStatus::Failed)
                     .then(|| "database: connection refused".to_owned()),
+                traceparent: None,
             });
             let _: i64 = writer
                 .store

@@ -30,8 +30,14 @@ async fn bad_configuration_exits_non_zero_with_one_line_naming_the_variable() {
         ("RANKER_MODEL", "/nonexistent/model.onnx"),
         ("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"),
         ("OFERTASWS_PREFIX", "has space"),
+        ("REFRESH_METRICS_BIND", "port nine thousand"),
     ] {
-        let (code, _, stderr) = run(command(&base, &["once"]).env(variable, value)).await;
+        let subcommand = if variable == "REFRESH_METRICS_BIND" {
+            "run"
+        } else {
+            "once"
+        };
+        let (code, _, stderr) = run(command(&base, &[subcommand]).env(variable, value)).await;
         assert_ne!(code, 0, "{variable}={value} must fail");
         assert!(stderr.contains(variable), "{variable}: {stderr}");
         assert!(!stderr.contains("panicked"), "{variable}: {stderr}");
@@ -101,9 +107,11 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
     );
 
     // With the in-process schedule on (it must not delay shutdown).
+    let status = format!("http://127.0.0.1:{}", free_port());
     let mut daemon = env
         .command(&["run"])
         .env("REFRESH_SCHEDULE", "0 0 10,15 * * *")
+        .env("REFRESH_METRICS_BIND", status.trim_start_matches("http://"))
         .spawn()
         .unwrap();
     let mut events = Events::subscribe(&env.prefix.0).await;
@@ -126,6 +134,29 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
     let (code, stdout, _) = run(&mut env.command(&["trigger"])).await;
     assert_eq!(code, 0);
     assert!(stdout.contains(r#""status":"accepted""#), "{stdout}");
+
+    // The status port: probes and the refresh metrics (start-up and triggered refresh).
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = http.get(format!("{status}{path}")).send();
+        async move {
+            let response = request.await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/health").await.0, 200);
+    let (code, body) = get("/ready").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, metrics) = get("/metrics").await;
+    assert_eq!(code, 200);
+    for line in [
+        "ofertasws_refresh_outcomes_total{outcome=\"success\"} 2\n",
+        "ofertasws_refresh_duration_seconds_count{stage=\"compress\"} 2\n",
+        "ofertasws_refresh_consecutive_failures 0\n",
+        "ofertasws_refresh_snapshot_offers 5\n",
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in\n{metrics}");
+    }
 
     // SIGTERM: the daemon stops cleanly.
     let pid = daemon.id().unwrap();

@@ -20,8 +20,9 @@ impl Daemon {
     async fn start(env: &TestEnv) -> Self {
         let stop = CancellationToken::new();
         let (ctx, settings, token) = (env.ctx.clone(), env.settings.clone(), stop.clone());
-        let task =
-            tokio::spawn(async move { refresh_service::daemon::run(ctx, &settings, token).await });
+        let task = tokio::spawn(async move {
+            refresh_service::daemon::run(ctx, &settings, Default::default(), token).await
+        });
         Self { stop, task }
     }
 

@@ -170,6 +170,7 @@ pub fn command(settings: &RefreshSettings, args: &[&str]) -> tokio::process::Com
         .env("REFRESH_TIMEZONE", &settings.refresh_timezone)
         .env("RANKER_MODEL", &settings.ranker_model)
         .env("ORT_DYLIB_PATH", &settings.ort_dylib_path)
+        .env("REFRESH_METRICS_BIND", "127.0.0.1:0")
         .env("LOG_FORMAT", "text")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true);
@@ -362,4 +363,13 @@ pub async fn log_rows(pool: &PgPool) -> Vec<(String, String, Option<String>, Opt
     .fetch_all(pool)
     .await
     .unwrap()
+}
+
+/// A TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

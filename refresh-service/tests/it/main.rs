@@ -6,3 +6,4 @@ mod daemon;
 mod helpers;
 mod pipeline;
 mod ranker;
+mod traces;
