@@ -20,6 +20,10 @@ use crate::log::RefreshLog;
 use crate::metrics::RefreshMetrics;
 use crate::rank::Ranker;
 
+/// Default [`RefreshContext::held_json_limit`]: 64 MiB, about 170,000 offers — ample for a
+/// catalogue of thousands, while a million offers stream twice in flat memory instead.
+pub const HELD_JSON_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Source of "now"; tests pin it to test the active-offer rule at its edges.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -35,6 +39,9 @@ pub struct RefreshContext {
     pub log: RefreshLog,
     /// Prometheus metrics.
     pub metrics: Arc<RefreshMetrics>,
+    /// Bytes of offer JSON held in memory between reading and writing the document;
+    /// past it the offers are read a second time, in ranked order (see [`crate::source`]).
+    pub held_json_limit: usize,
     /// Current time.
     pub clock: Clock,
 }
@@ -61,6 +68,7 @@ impl RefreshContext {
             store,
             ranker: Arc::new(ranker),
             metrics: Arc::default(),
+            held_json_limit: HELD_JSON_LIMIT,
             clock: Arc::new(Utc::now),
         }
     }

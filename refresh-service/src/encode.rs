@@ -1,13 +1,16 @@
 //! Serialising the ranked document once and compressing it to gzip and zstd.
 //!
-//! The document is never materialised: two threads each walk the ranked offers and
-//! write the same bytes straight into their encoder, gzip on one core and zstd (plus the
-//! BLAKE3 of the identity bytes) on the other.
+//! The document is never materialised: [`DocumentWriter`] hands it, chunk by chunk, to
+//! two encoder threads, gzip on one core and zstd (plus the BLAKE3 of the identity
+//! bytes) on the other.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
+use bytes::Bytes;
 use flate2::{Compression, write::GzEncoder};
 use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::source::OfferSet;
 
@@ -16,8 +19,10 @@ pub const GZIP_LEVEL: u32 = 6;
 /// zstd level: the smallest body that still compresses within gzip-6's time, so running
 /// both side by side costs no more than gzip alone (README, "Compression").
 pub const ZSTD_LEVEL: i32 = 7;
-/// Buffer in front of each encoder, so per-offer writes do not reach it one by one.
-const WRITE_BUFFER: usize = 64 * 1024;
+/// Size of the chunks handed to the encoders.
+const CHUNK_BYTES: usize = 128 * 1024;
+/// Chunks waiting per encoder before the writer waits for it.
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// The document's fields before the offers.
 #[derive(Serialize)]
@@ -90,92 +95,132 @@ impl<W: Write> Write for Tee<W> {
     }
 }
 
-/// Writes the whole document into `out`.
-///
-/// # Errors
-/// Only those of `out`.
-pub fn write_document<W: Write>(
-    out: &mut W,
-    header: &DocumentHeader<'_>,
-    offers: &OfferSet,
-    ranking: &Ranking,
-) -> io::Result<()> {
-    let head = serde_json::to_vec(header)?;
-    out.write_all(&head[..head.len() - 1])?;
-    out.write_all(br#","ofertas":["#)?;
-    let mut number = ryu::Buffer::new();
-    for (position, &index) in ranking.order.iter().enumerate() {
-        let index = index as usize;
-        let object = offers.object(index);
-        if position > 0 {
-            out.write_all(b",")?;
-        }
-        out.write_all(&object[..object.len() - 1])?;
-        out.write_all(br#","score":"#)?;
-        out.write_all(number.format_finite(ranking.scores[index]).as_bytes())?;
-        out.write_all(b"}")?;
+/// Feeds every chunk received to `out` until the sender is dropped.
+fn drain(chunks: &mut mpsc::Receiver<Bytes>, out: &mut impl Write) -> io::Result<()> {
+    while let Some(chunk) = chunks.blocking_recv() {
+        out.write_all(&chunk)?;
     }
-    out.write_all(b"]}")
+    Ok(())
 }
 
-fn gzip(
-    header: &DocumentHeader<'_>,
-    offers: &OfferSet,
-    ranking: &Ranking,
-    capacity: usize,
-) -> io::Result<Vec<u8>> {
-    let encoder = GzEncoder::new(Vec::with_capacity(capacity), Compression::new(GZIP_LEVEL));
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, encoder);
-    write_document(&mut out, header, offers, ranking)?;
-    out.into_inner()
-        .map_err(io::IntoInnerError::into_error)?
-        .finish()
+fn gzip(mut chunks: mpsc::Receiver<Bytes>, capacity: usize) -> io::Result<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::with_capacity(capacity), Compression::new(GZIP_LEVEL));
+    drain(&mut chunks, &mut encoder)?;
+    encoder.finish()
 }
 
 fn zstd_and_hash(
-    header: &DocumentHeader<'_>,
-    offers: &OfferSet,
-    ranking: &Ranking,
+    mut chunks: mpsc::Receiver<Bytes>,
     capacity: usize,
 ) -> io::Result<(Vec<u8>, u64, String)> {
     let mut encoder = zstd::stream::Encoder::new(Vec::with_capacity(capacity), ZSTD_LEVEL)?;
     encoder.include_checksum(true)?;
-    let tee = Tee {
+    let mut tee = Tee {
         inner: encoder,
         hasher: blake3::Hasher::new(),
         bytes: 0,
     };
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, tee);
-    write_document(&mut out, header, offers, ranking)?;
-    let tee = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    drain(&mut chunks, &mut tee)?;
     let hash = tee.hasher.finalize().to_hex().to_string();
     Ok((tee.inner.finish()?, tee.bytes, hash))
 }
 
-/// Serialises and compresses the document, gzip and zstd in parallel.
-///
-/// # Errors
-/// An encoder failure (in practice only allocation limits).
-pub fn encode(
-    header: &DocumentHeader<'_>,
-    offers: &OfferSet,
-    ranking: &Ranking,
-) -> io::Result<Encoded> {
-    // Compressed output is ~1/5 of the offer JSON; start near that to avoid regrowth.
-    let capacity = offers.json_bytes() / 4 + 4096;
-    let (gzip, zstd) = std::thread::scope(|scope| {
-        let gzip = scope.spawn(|| gzip(header, offers, ranking, capacity));
-        let zstd = zstd_and_hash(header, offers, ranking, capacity);
-        let gzip = gzip
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("gzip encoder panicked")));
-        (gzip, zstd)
-    });
-    let (zstd, json_bytes, json_hash) = zstd?;
-    Ok(Encoded {
-        gzip: gzip?,
-        zstd,
-        json_bytes,
-        json_hash,
-    })
+/// Writes the document once, in chunks, to two encoder threads: gzip on one core, zstd
+/// (plus the BLAKE3 of the identity bytes) on the other. The document itself is never
+/// materialised; at most [`CHUNKS_IN_FLIGHT`] chunks wait per encoder.
+pub struct DocumentWriter {
+    chunk: Vec<u8>,
+    offers: usize,
+    score: ryu::Buffer,
+    to_gzip: mpsc::Sender<Bytes>,
+    to_zstd: mpsc::Sender<Bytes>,
+    gzip: JoinHandle<io::Result<Vec<u8>>>,
+    zstd: JoinHandle<io::Result<(Vec<u8>, u64, String)>>,
+}
+
+impl DocumentWriter {
+    /// Starts both encoders and writes the document's header; `json_bytes` (the offers'
+    /// JSON size) sizes the output buffers.
+    pub fn start(header: &DocumentHeader<'_>, json_bytes: usize) -> io::Result<Self> {
+        // Compressed output is ~1/5 of the offer JSON; start near that to avoid regrowth.
+        let capacity = json_bytes / 4 + 4096;
+        let (to_gzip, gzip_chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let (to_zstd, zstd_chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
+        serde_json::to_writer(&mut chunk, header)?;
+        chunk.pop(); // the header's closing brace: the offers follow
+        chunk.extend_from_slice(br#","ofertas":["#);
+        Ok(Self {
+            chunk,
+            offers: 0,
+            score: ryu::Buffer::new(),
+            to_gzip,
+            to_zstd,
+            gzip: tokio::task::spawn_blocking(move || gzip(gzip_chunks, capacity)),
+            zstd: tokio::task::spawn_blocking(move || zstd_and_hash(zstd_chunks, capacity)),
+        })
+    }
+
+    /// Appends one offer: its JSON object `{…}` (without a score) and `score`.
+    pub async fn offer(&mut self, object: &[u8], score: f64) -> io::Result<()> {
+        let Some((_, fields)) = object.split_last() else {
+            return Err(io::Error::other("empty offer object"));
+        };
+        if self.offers > 0 {
+            self.chunk.push(b',');
+        }
+        self.chunk.extend_from_slice(fields);
+        self.chunk.extend_from_slice(br#","score":"#);
+        self.chunk
+            .extend_from_slice(self.score.format_finite(score).as_bytes());
+        self.chunk.push(b'}');
+        self.offers += 1;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self) -> io::Result<()> {
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.chunk,
+            Vec::with_capacity(CHUNK_BYTES + 4096),
+        ));
+        let stopped = || io::Error::other("an encoder stopped early");
+        self.to_gzip
+            .send(chunk.clone())
+            .await
+            .map_err(|_| stopped())?;
+        self.to_zstd.send(chunk).await.map_err(|_| stopped())
+    }
+
+    /// Closes the document and waits for both encoders.
+    ///
+    /// # Errors
+    /// An encoder failure (in practice only allocation limits).
+    pub async fn finish(mut self) -> io::Result<Encoded> {
+        self.chunk.extend_from_slice(b"]}");
+        let sent = self.send().await;
+        let Self {
+            to_gzip,
+            to_zstd,
+            gzip,
+            zstd,
+            ..
+        } = self;
+        drop((to_gzip, to_zstd));
+        let joined = |e: tokio::task::JoinError| io::Error::other(format!("encoder failed: {e}"));
+        let gzip = gzip.await.map_err(joined)?;
+        let zstd = zstd.await.map_err(joined)?;
+        // An encoder's own error explains a failed send better than the send does.
+        let gzip = gzip?;
+        let (zstd, json_bytes, json_hash) = zstd?;
+        sent?;
+        Ok(Encoded {
+            gzip,
+            zstd,
+            json_bytes,
+            json_hash,
+        })
+    }
 }

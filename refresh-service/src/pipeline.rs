@@ -19,10 +19,10 @@ use shared::snapshot::SnapshotMeta;
 use shared::store::{Bodies, StoreError, Switch};
 
 use crate::context::{RefreshContext, instance_name};
-use crate::encode::{DocumentHeader, Ranking, encode};
+use crate::encode::{DocumentHeader, DocumentWriter, Encoded, Ranking};
 use crate::lock::{LOCK_TTL, RefreshLock};
 use crate::log::LogEntry;
-use crate::metrics::{RefreshMetrics, Stage};
+use crate::metrics::Stage;
 use crate::rank::RankError;
 use crate::source;
 
@@ -156,11 +156,12 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
         .duration_trunc(TimeDelta::milliseconds(1))
         .unwrap_or(now);
 
-    let span = tracing::info_span!("query", offers.count = Empty);
-    let offers = source::load_active(&ctx.db, now)
+    let span = tracing::info_span!("query", offers.count = Empty, offers.json_held = Empty);
+    let offers = source::load_active(&ctx.db, now, ctx.held_json_limit)
         .instrument(span.clone())
         .await?;
     span.record("offers.count", offers.len());
+    span.record("offers.json_held", offers.holds_json());
     let query_ms = millis(started);
     ctx.metrics.stage(Stage::Query, started.elapsed());
     if let Some(current) = current.filter(|c| c.content_hash == offers.content_hash()) {
@@ -170,17 +171,39 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
 
     let version = SnapshotMeta::version_for(seq, offers.content_hash());
     Span::current().record("snapshot.version", version.as_str());
-    let ranker = ctx.ranker.clone();
-    let metrics = ctx.metrics.clone();
-    let parent = Span::current();
-    let encode_started = Instant::now();
-    let (meta, bodies, rank_ms) = tokio::task::spawn_blocking(move || {
-        let _entered = parent.enter();
-        encode_snapshot(&ranker, &metrics, &offers, seq, version, generated_at)
-    })
-    .await
-    .map_err(|e| RefreshError::Task(e.to_string()))??;
-    let encode_ms = millis(encode_started).saturating_sub(rank_ms);
+
+    let rank_started = Instant::now();
+    let (mut offers, ranking) = rank(ctx, offers).await?;
+    let rank_ms = millis(rank_started);
+    ctx.metrics.stage(Stage::Rank, rank_started.elapsed());
+
+    let compress_started = Instant::now();
+    let generated = shared::snapshot::format_millis(&generated_at);
+    let header = DocumentHeader {
+        version: &version,
+        generated_at: &generated,
+        count: offers.len(),
+    };
+    let span = tracing::info_span!(
+        "compress",
+        snapshot.json_bytes = Empty,
+        snapshot.gzip_bytes = Empty,
+        snapshot.zstd_bytes = Empty
+    );
+    let encoded = async {
+        let mut document = DocumentWriter::start(&header, offers.json_bytes())?;
+        offers.write_ranked(&ranking, &mut document).await?;
+        Ok::<_, RefreshError>(document.finish().await?)
+    }
+    .instrument(span.clone())
+    .await?;
+    span.record("snapshot.json_bytes", encoded.json_bytes);
+    span.record("snapshot.gzip_bytes", encoded.gzip.len());
+    span.record("snapshot.zstd_bytes", encoded.zstd.len());
+    let encode_ms = millis(compress_started);
+    ctx.metrics
+        .stage(Stage::Compress, compress_started.elapsed());
+    let (meta, bodies) = snapshot(&offers, encoded, seq, version, generated_at);
 
     let write_started = Instant::now();
     let span = tracing::info_span!(
@@ -227,38 +250,33 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
     Ok(Outcome::Published(meta))
 }
 
-/// Ranks, serialises and compresses; CPU-bound, so it runs on a blocking thread.
-fn encode_snapshot(
-    ranker: &crate::rank::Ranker,
-    metrics: &RefreshMetrics,
+/// Scores and orders `offers`; CPU-bound, so it runs on a blocking thread.
+async fn rank(
+    ctx: &RefreshContext,
+    offers: source::OfferSet,
+) -> Result<(source::OfferSet, Ranking), RefreshError> {
+    let ranker = ctx.ranker.clone();
+    let span = tracing::info_span!("rank", offers.count = offers.len());
+    let (offers, ranking) = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let ranking = ranker
+            .score(offers.features())
+            .map(|scores| Ranking::new(&offers, &scores));
+        (offers, ranking)
+    })
+    .await
+    .map_err(|e| RefreshError::Task(e.to_string()))?;
+    Ok((offers, ranking?))
+}
+
+/// The metadata and bodies of the snapshot `encoded` from `offers`.
+fn snapshot(
     offers: &source::OfferSet,
+    encoded: Encoded,
     seq: u64,
     version: String,
     generated_at: DateTime<Utc>,
-) -> Result<(SnapshotMeta, Bodies, u64), RefreshError> {
-    let rank_started = Instant::now();
-    let ranking = tracing::info_span!("rank", offers.count = offers.len()).in_scope(|| {
-        ranker
-            .score(offers.features())
-            .map(|s| Ranking::new(offers, &s))
-    })?;
-    let rank_ms = millis(rank_started);
-    metrics.stage(Stage::Rank, rank_started.elapsed());
-    let compress_started = Instant::now();
-    let span = tracing::info_span!(
-        "compress",
-        snapshot.json_bytes = Empty,
-        snapshot.gzip_bytes = Empty,
-        snapshot.zstd_bytes = Empty
-    );
-    let _entered = span.enter();
-    let generated = shared::snapshot::format_millis(&generated_at);
-    let header = DocumentHeader {
-        version: &version,
-        generated_at: &generated,
-        count: offers.len(),
-    };
-    let encoded = encode(&header, offers, &ranking)?;
+) -> (SnapshotMeta, Bodies) {
     let meta = SnapshotMeta {
         etag: SnapshotMeta::etag_for(&version),
         seq,
@@ -273,15 +291,11 @@ fn encode_snapshot(
         zstd_hash: shared::snapshot::hash_hex(&encoded.zstd),
         version,
     };
-    span.record("snapshot.json_bytes", meta.json_bytes);
-    span.record("snapshot.gzip_bytes", meta.gzip_bytes);
-    span.record("snapshot.zstd_bytes", meta.zstd_bytes);
-    metrics.stage(Stage::Compress, compress_started.elapsed());
     let bodies = Bodies {
         gzip: Bytes::from(encoded.gzip),
         zstd: Bytes::from(encoded.zstd),
     };
-    Ok((meta, bodies, rank_ms))
+    (meta, bodies)
 }
 
 /// Publishes `event` on `P:events`; a failure is logged (API replicas also poll).

@@ -1,30 +1,48 @@
 //! Reading the live offers out of PostgreSQL.
 //!
-//! Rows are streamed (never collected into a `Vec` of rows): each one is serialised at
-//! once into a shared JSON arena, its ranking features are computed, and it is hashed
-//! into the content hash. What stays in memory per offer is its JSON text, its id and
-//! six floats.
+//! Rows are streamed (never collected into a `Vec` of rows). Each one is serialised at
+//! once, hashed into the content hash and featurised; what stays in memory per offer is
+//! its id, six floats and, up to a limit, its JSON text. Past that limit (a catalogue far
+//! larger than usual) the JSON is dropped and the offers are read a second time, in
+//! ranked order, inside the same repeatable-read transaction, so both reads see the same
+//! rows and memory stays flat whatever the catalogue's size.
 
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use sqlx::{PgPool, Row, postgres::PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction, postgres::PgRow};
 
+use crate::encode::{DocumentWriter, Ranking};
 use crate::rank::{self, FEATURES, OfferSignals};
 
-/// The active offers, in id order; `now` decides which are active.
-const ACTIVE_OFFERS: &str = "
-    select id, merchant_id, merchant_name, title, description, category,
-           price::text, original_price::text,
-           case when original_price > 0
-                then greatest(round((original_price - price) * 100 / original_price, 1), 0)::float8
-           end as discount_pct,
-           rtrim(currency), image_url, starts_at, ends_at, updated_at
-    from ofertas
-    where active and starts_at <= $1 and (ends_at is null or ends_at > $1)
-    order by id";
+/// Columns of an offer as the document shows it, plus `updated_at` for ranking.
+const OFFER_COLUMNS: &str = "
+    o.id, o.merchant_id, o.merchant_name, o.title, o.description, o.category,
+    o.price::text, o.original_price::text,
+    case when o.original_price > 0
+         then greatest(round((o.original_price - o.price) * 100 / o.original_price, 1), 0)::float8
+    end as discount_pct,
+    rtrim(o.currency), o.image_url, o.starts_at, o.ends_at, o.updated_at";
+
+/// The offers active at `$1`, in id order.
+fn active_offers() -> String {
+    format!(
+        "select {OFFER_COLUMNS} from ofertas o
+         where o.active and o.starts_at <= $1 and (o.ends_at is null or o.ends_at > $1)
+         order by o.id"
+    )
+}
+
+/// The offers `$1` (ids), in that order.
+fn offers_in_order() -> String {
+    format!(
+        "select {OFFER_COLUMNS} from unnest($1::int8[]) with ordinality as r(id, position)
+         join ofertas o on o.id = r.id
+         order by r.position"
+    )
+}
 
 /// One offer as it appears in the document, minus its score.
 #[derive(Serialize)]
@@ -44,13 +62,46 @@ struct OfferJson<'r> {
     ends_at: Option<DateTime<Utc>>,
 }
 
-/// The live offers, serialised and featurised, in id order.
+impl<'r> OfferJson<'r> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get(0)?,
+            merchant_id: row.try_get(1)?,
+            merchant_name: row.try_get(2)?,
+            title: row.try_get(3)?,
+            description: row.try_get(4)?,
+            category: row.try_get(5)?,
+            price: row.try_get(6)?,
+            original_price: row.try_get(7)?,
+            discount_pct: row.try_get(8)?,
+            currency: row.try_get(9)?,
+            image_url: row.try_get(10)?,
+            starts_at: row.try_get(11)?,
+            ends_at: row.try_get(12)?,
+        })
+    }
+
+    /// Appends the JSON object to `out`.
+    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), sqlx::Error> {
+        serde_json::to_writer(out, self).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
+}
+
+/// Every offer's JSON text, back to back, while it fits the limit.
 #[derive(Default)]
-pub struct OfferSet {
-    json: Vec<u8>,
+struct HeldJson {
+    text: Vec<u8>,
     spans: Vec<Range<usize>>,
+}
+
+/// The live offers, featurised, in id order; their JSON is held when it fits.
+pub struct OfferSet {
+    held: Option<HeldJson>,
+    /// Open only when the JSON was not held: the offers are read again from it.
+    reread: Option<Transaction<'static, Postgres>>,
     ids: Vec<i64>,
     features: Vec<f32>,
+    json_bytes: usize,
     content_hash: String,
 }
 
@@ -63,11 +114,6 @@ impl OfferSet {
     /// Whether there are no offers.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
-    }
-
-    /// The JSON object of offer `index` (without its score), as `{…}`.
-    pub fn object(&self, index: usize) -> &[u8] {
-        &self.json[self.spans[index].clone()]
     }
 
     /// Offer ids, in id order.
@@ -85,75 +131,149 @@ impl OfferSet {
         &self.content_hash
     }
 
-    /// Total bytes of offer JSON held.
+    /// Total bytes of offer JSON (held or not).
     pub fn json_bytes(&self) -> usize {
-        self.json.len()
+        self.json_bytes
     }
 
-    fn push(
+    /// Whether the offers' JSON is held in memory (otherwise writing re-reads them).
+    pub fn holds_json(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Writes the offers into `document` in `ranking` order, each with its score, from
+    /// the JSON held or by reading them again in the same transaction.
+    ///
+    /// # Errors
+    /// The database error of the second read, or one of `document`.
+    pub async fn write_ranked(
         &mut self,
-        row: &PgRow,
-        now: DateTime<Utc>,
-        hasher: &mut blake3::Hasher,
-    ) -> Result<(), sqlx::Error> {
-        let offer = OfferJson {
-            id: row.try_get(0)?,
-            merchant_id: row.try_get(1)?,
-            merchant_name: row.try_get(2)?,
-            title: row.try_get(3)?,
-            description: row.try_get(4)?,
-            category: row.try_get(5)?,
-            price: row.try_get(6)?,
-            original_price: row.try_get(7)?,
-            discount_pct: row.try_get(8)?,
-            currency: row.try_get(9)?,
-            image_url: row.try_get(10)?,
-            starts_at: row.try_get(11)?,
-            ends_at: row.try_get(12)?,
+        ranking: &Ranking,
+        document: &mut DocumentWriter,
+    ) -> Result<(), crate::pipeline::RefreshError> {
+        if let Some(held) = &self.held {
+            for &index in &ranking.order {
+                let index = index as usize;
+                document
+                    .offer(&held.text[held.spans[index].clone()], ranking.scores[index])
+                    .await?;
+            }
+            return Ok(());
+        }
+        let Some(mut tx) = self.reread.take() else {
+            return Err(sqlx::Error::Protocol("offers already written".into()).into());
         };
-        let signals = OfferSignals {
-            price: offer.price.parse().unwrap_or(0.0),
-            discount_pct: offer.discount_pct,
-            ends_at: offer.ends_at,
-            updated_at: row.try_get(13)?,
-            has_image: offer.image_url.is_some(),
-            category: offer.category,
-        };
-        let start = self.json.len();
-        serde_json::to_writer(&mut self.json, &offer)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        hasher.update(&self.json[start..]);
-        hasher.update(b"\n");
-        self.spans.push(start..self.json.len());
-        self.ids.push(offer.id);
-        self.features
-            .extend_from_slice(&rank::features(&signals, now));
+        let ranked_ids: Vec<i64> = ranking
+            .order
+            .iter()
+            .map(|&index| self.ids[index as usize])
+            .collect();
+        // A million index probes in score order cost more than one hash join and sort.
+        sqlx::query("set local enable_nestloop = off")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("set local work_mem = '64MB'")
+            .execute(&mut *tx)
+            .await?;
+        let mut object = Vec::with_capacity(1024);
+        {
+            let query = offers_in_order();
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(query))
+                .bind(&ranked_ids)
+                .fetch(&mut *tx);
+            for &index in &ranking.order {
+                let row = rows.try_next().await?.ok_or_else(|| {
+                    sqlx::Error::Protocol("an offer vanished between the two reads".into())
+                })?;
+                let offer = OfferJson::from_row(&row)?;
+                if offer.id != self.ids[index as usize] {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "second read returned offer {} where {} was expected",
+                        offer.id, self.ids[index as usize]
+                    ))
+                    .into());
+                }
+                object.clear();
+                offer.write_to(&mut object)?;
+                document
+                    .offer(&object, ranking.scores[index as usize])
+                    .await?;
+            }
+        }
+        tx.rollback().await?;
         Ok(())
     }
 }
 
-/// Streams the offers active at `now` in one read-only transaction.
+/// Streams the offers active at `now` in one read-only, repeatable-read transaction.
+/// Their JSON is held while it stays within `held_json_limit` bytes; past it the
+/// transaction stays open for [`OfferSet::write_ranked`] to read them again.
 ///
 /// # Errors
 /// The database error, when Postgres is unreachable, the query fails or a row does not
 /// decode.
-#[tracing::instrument(skip_all, fields(offers.count = tracing::field::Empty))]
-pub async fn load_active(pool: &PgPool, now: DateTime<Utc>) -> Result<OfferSet, sqlx::Error> {
+pub async fn load_active(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    held_json_limit: usize,
+) -> Result<OfferSet, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
-    let mut set = OfferSet::default();
+    let mut held = Some(HeldJson::default());
+    let mut scratch = Vec::new();
+    let (mut ids, mut features, mut json_bytes) = (Vec::new(), Vec::new(), 0);
     let mut hasher = blake3::Hasher::new();
     {
-        let mut rows = sqlx::query(ACTIVE_OFFERS).bind(now).fetch(&mut *tx);
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(active_offers()))
+            .bind(now)
+            .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            set.push(&row, now, &mut hasher)?;
+            let offer = OfferJson::from_row(&row)?;
+            let out = match held.as_mut() {
+                Some(held) => &mut held.text,
+                None => {
+                    scratch.clear();
+                    &mut scratch
+                }
+            };
+            let start = out.len();
+            offer.write_to(out)?;
+            hasher.update(&out[start..]);
+            hasher.update(b"\n");
+            json_bytes += out.len() - start;
+            if let Some(kept) = held.as_mut() {
+                kept.spans.push(start..kept.text.len());
+                if kept.text.len() > held_json_limit {
+                    held = None;
+                }
+            }
+            let signals = OfferSignals {
+                price: offer.price.parse().unwrap_or(0.0),
+                discount_pct: offer.discount_pct,
+                ends_at: offer.ends_at,
+                updated_at: row.try_get(13)?,
+                has_image: offer.image_url.is_some(),
+                category: offer.category,
+            };
+            ids.push(offer.id);
+            features.extend_from_slice(&rank::features(&signals, now));
         }
     }
-    tx.rollback().await?;
-    debug_assert_eq!(set.features.len(), set.len() * FEATURES);
-    set.content_hash = hasher.finalize().to_hex().to_string();
-    tracing::Span::current().record("offers.count", set.len());
-    Ok(set)
+    let reread = if held.is_some() {
+        tx.rollback().await?;
+        None
+    } else {
+        Some(tx)
+    };
+    debug_assert_eq!(features.len(), ids.len() * FEATURES);
+    Ok(OfferSet {
+        held,
+        reread,
+        ids,
+        features,
+        json_bytes,
+        content_hash: hasher.finalize().to_hex().to_string(),
+    })
 }

@@ -496,3 +496,35 @@ async fn rollback_restores_the_previous_version_and_announces_it() {
     change(&env.db.pool, 5).await;
     assert!(published(&env).await.seq > second.seq);
 }
+
+#[tokio::test]
+async fn offers_over_the_held_json_limit_are_read_again_into_the_same_document() {
+    let env = TestEnv::new().await;
+    seed(&env.db.pool, 1, 300).await;
+    let now = Utc::now();
+    // Default limit: all held; 0: nothing held; 5,000 bytes: dropped part-way through
+    // the first read. Same offers, same clock: the same document.
+    let mut documents = Vec::new();
+    for limit in [refresh_service::context::HELD_JSON_LIMIT, 0, 5_000] {
+        let prefix = TestPrefix::new();
+        let mut ctx = TestEnv::with_clock(&settings(&env.db.url, &prefix.0), now).await;
+        ctx.held_json_limit = limit;
+        let meta = match refresh(&ctx).await.unwrap() {
+            Outcome::Published(meta) => meta,
+            other => panic!("expected a published snapshot, got {other:?}"),
+        };
+        let (_, bodies) = ctx.store.load_current().await.unwrap().unwrap();
+        let document = decode(&meta, &bodies);
+        assert_eq!(meta.count, 300, "limit {limit}");
+        documents.push((limit, meta, document));
+    }
+    let (_, held, held_doc) = &documents[0];
+    for (limit, meta, document) in &documents[1..] {
+        assert_eq!(meta.content_hash, held.content_hash, "limit {limit}");
+        assert_eq!(
+            meta.json_hash, held.json_hash,
+            "limit {limit}: byte-identical document"
+        );
+        assert_eq!(document["ofertas"], held_doc["ofertas"], "limit {limit}");
+    }
+}

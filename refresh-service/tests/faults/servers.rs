@@ -1,0 +1,343 @@
+//! Private servers a scenario can stop, kill and restart: PostgreSQL clusters (initdb +
+//! pg_ctl, run as the `postgres` user when the tests run as root, because initdb refuses
+//! root) and redis-server, each on a free port of its own, with data and logs in a
+//! scratch folder that is removed afterwards (kept, and named, when the test failed).
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `KILL`, …) to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -s {signal} {pid} failed");
+}
+
+fn running_as_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Runs `program` as the owner of the PostgreSQL cluster: the `postgres` user when we
+/// are root (as scripts/lib.sh `as_pg_owner` does), ourselves otherwise.
+fn as_pg_owner(program: &Path) -> Command {
+    if running_as_root() {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd.current_dir("/");
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A folder under the system temp dir for one server or deployment.
+pub struct Scratch {
+    pub path: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(kind: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "ofertasws-faults-{kind}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        fs::create_dir_all(&path).expect("scratch folder");
+        // The postgres user must be able to enter it.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod scratch");
+        Self { path }
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("fault suite: logs kept in {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The directory holding initdb and pg_ctl: the newest `/usr/lib/postgresql/N/bin`,
+/// else `pg_config --bindir` (as scripts/lib.sh `pg_bindir` looks for them).
+fn pg_bindir() -> PathBuf {
+    let newest = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").exists() && bin.join("pg_ctl").exists()).then_some((major, bin))
+        })
+        .max();
+    if let Some((_, bin)) = newest {
+        return bin;
+    }
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    from_pg_config
+        .filter(|bin| bin.join("initdb").exists())
+        .expect("PostgreSQL server binaries (initdb, pg_ctl) not found; scripts/services.sh installs them")
+}
+
+/// A PostgreSQL cluster of the test's own: trust authentication, TCP on 127.0.0.1 only.
+pub struct PgCluster {
+    pub port: u16,
+    bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    /// Holds the data folder and the server log.
+    _scratch: Scratch,
+}
+
+impl PgCluster {
+    /// initdb and start (blocking; about a second or two).
+    pub fn start() -> Self {
+        let scratch = Scratch::new("pg");
+        let (data, log) = (scratch.join("data"), scratch.join("postgres.log"));
+        if running_as_root() {
+            run(
+                Command::new("install")
+                    .args(["-d", "-o", "postgres", "-m", "0700"])
+                    .arg(&data),
+                "creating the data folder",
+            );
+            run(
+                Command::new("install")
+                    .args(["-o", "postgres", "-m", "0644", "/dev/null"])
+                    .arg(&log),
+                "creating the server log",
+            );
+        } else {
+            fs::create_dir_all(&data).expect("data folder");
+            fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).expect("chmod data");
+        }
+        let bin = pg_bindir();
+        run(
+            as_pg_owner(&bin.join("initdb")).arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]),
+            "initdb",
+        );
+        let port = free_port();
+        // A throw-away cluster: no Unix socket (nothing can collide with another server),
+        // durability traded for speed. Appending keeps the file's owner.
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        writeln!(
+            conf,
+            "\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = ''\n\
+             max_connections = 100\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off"
+        )
+        .expect("write postgresql.conf");
+        let cluster = Self {
+            port,
+            bin,
+            data,
+            log,
+            _scratch: scratch,
+        };
+        cluster.start_again();
+        cluster
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/DATABASE`.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str], what: &str) {
+        run(
+            as_pg_owner(&self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&self.log)
+                .args(args)
+                .stdin(Stdio::null()),
+            what,
+        );
+    }
+
+    /// `pg_ctl start` on the same port, waiting until it accepts connections.
+    pub fn start_again(&self) {
+        self.pg_ctl(&["-w", "-t", "60", "start"], "pg_ctl start");
+    }
+
+    /// `pg_ctl stop -m fast`: every session is terminated; waits until the server is down.
+    pub fn stop(&self) {
+        self.pg_ctl(&["-w", "-t", "60", "-m", "fast", "stop"], "pg_ctl stop");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = as_pg_owner(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-t", "30", "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        // The data folder goes even when the test failed; the server log stays with it.
+        let _ = fs::remove_dir_all(&self.data);
+    }
+}
+
+static SHARED_CLUSTER: Mutex<Weak<PgCluster>> = Mutex::new(Weak::new());
+
+/// The cluster the scenarios that never stop PostgreSQL share (each with a database of
+/// its own): started by the first scenario that asks, stopped when the last one using
+/// it ends.
+pub async fn shared_cluster() -> Arc<PgCluster> {
+    tokio::task::spawn_blocking(|| {
+        let mut slot = SHARED_CLUSTER
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = slot.upgrade() {
+            return cluster;
+        }
+        let cluster = Arc::new(PgCluster::start());
+        *slot = Arc::downgrade(&cluster);
+        cluster
+    })
+    .await
+    .expect("starting PostgreSQL")
+}
+
+/// A cluster for one scenario alone (one that stops and restarts it).
+pub async fn own_cluster() -> Arc<PgCluster> {
+    Arc::new(
+        tokio::task::spawn_blocking(PgCluster::start)
+            .await
+            .expect("starting PostgreSQL"),
+    )
+}
+
+/// redis-server on a free port, without persistence: killed and restarted, it comes
+/// back empty on the same port.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    pub fn start(scratch: &Scratch) -> Self {
+        let dir = scratch.join("redis");
+        fs::create_dir_all(&dir).expect("redis folder");
+        let server = Self {
+            port: free_port(),
+            dir,
+            child: Mutex::new(None),
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts redis-server on the port (again) and waits until it answers PING.
+    pub fn restart(&self) {
+        let log = self.dir.join("redis.log");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/services.sh installs it)");
+        *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on port {}; see {}",
+                self.port,
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    pub fn kill(&self) {
+        if let Some(mut child) = self
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
