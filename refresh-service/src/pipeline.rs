@@ -113,33 +113,57 @@ fn backoff() -> ExponentialBuilder {
 /// The last [`RefreshError`] once retries are exhausted (or at once for one that is not
 /// transient). The current snapshot is untouched.
 pub async fn refresh(ctx: &RefreshContext) -> Result<Outcome, RefreshError> {
+    refresh_under_lock(ctx).await.0
+}
+
+/// When a refresh held the lock: from just after acquiring it to just before releasing
+/// it, so the windows of two refreshes (any process) never overlap.
+struct LockWindow {
+    since: DateTime<Utc>,
+    took: Duration,
+}
+
+/// [`refresh`], plus the window it held the lock in (none when it did not get it).
+async fn refresh_under_lock(
+    ctx: &RefreshContext,
+) -> (Result<Outcome, RefreshError>, Option<LockWindow>) {
     let lock_key = ctx.store.keys().refresh_lock();
     let client = ctx.store.client();
     let lock = (|| RefreshLock::acquire(client, lock_key.clone(), LOCK_TTL))
         .retry(backoff())
         .notify(|e, wait| tracing::warn!(error = %e, retry_in = ?wait, "cannot reach Redis for the refresh lock"))
-        .await?;
+        .await;
+    let lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => return (Err(e.into()), None),
+    };
     let Some(lock) = lock else {
         ctx.metrics.lock_skipped();
         let holder = RefreshLock::holder(client, &lock_key).await.ok().flatten();
         let current = ctx.store.current_meta().await.ok().flatten();
-        return Ok(Outcome::Skipped {
+        let skipped = Outcome::Skipped {
             reason: format!(
                 "another refresh holds the lock ({})",
                 holder.as_deref().unwrap_or("holder unknown")
             ),
             current,
-        });
+        };
+        return (Ok(skipped), None);
     };
+    let (since, started) = (Utc::now(), Instant::now());
     let result = (|| build_and_publish(ctx))
         .retry(backoff())
         .when(RefreshError::is_transient)
         .notify(|e, wait| tracing::warn!(error = %e, retry_in = ?wait, "refresh failed; retrying"))
         .await;
+    let window = LockWindow {
+        since,
+        took: started.elapsed(),
+    };
     if let Err(e) = lock.release().await {
         tracing::warn!(error = %e, "cannot release the refresh lock; it will expire");
     }
-    result
+    (result, Some(window))
 }
 
 fn millis(since: Instant) -> u64 {
@@ -348,11 +372,14 @@ pub async fn run_recorded(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutc
 }
 
 async fn record(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutcome {
-    let executed_at = Utc::now();
-    let started = Instant::now();
+    let (attempted_at, started) = (Utc::now(), Instant::now());
     let rss_before = shared::memory::rss_mib();
-    let result = refresh(ctx).await;
-    let execution_time_ms = millis(started);
+    let (result, window) = refresh_under_lock(ctx).await;
+    // A refresh that ran is logged with its lock window; one that did not, when it tried.
+    let (executed_at, execution_time_ms) = match window {
+        Some(window) => (window.since, window.took.as_millis() as u64),
+        None => (attempted_at, millis(started)),
+    };
     let rss_after = shared::memory::rss_mib();
     let (status, snapshot, error) = match &result {
         Ok(outcome) => {

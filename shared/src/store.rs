@@ -24,6 +24,12 @@ pub const PREVIOUS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Expiry of bodies written but not (yet) switched to.
 pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
 
+/// Increments the sequence counter, first setting a missing one to `ARGV[1]`.
+const NEXT_SEQ_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])
+";
+
 const SWITCH_SCRIPT: &str = r"
 -- KEYS: current, versions, new meta, new gzip, new zstd
 -- ARGV: meta json, seq, version, version key prefix, retained count, previous ttl (s), force
@@ -186,12 +192,18 @@ impl SnapshotStore {
         Ok(Some((meta, bodies)))
     }
 
-    /// Takes the next refresh sequence number.
+    /// Takes the next refresh sequence number. A missing counter (a new deployment, or a
+    /// Redis that lost its data) starts from the current Unix time in milliseconds, so a
+    /// version id is never reused for a different document.
     ///
     /// # Errors
     /// [`StoreError::Redis`].
     pub async fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.client.incr(self.keys.seq()).await?)
+        let start = chrono::Utc::now().timestamp_millis().max(0);
+        Ok(self
+            .client
+            .eval(NEXT_SEQ_SCRIPT, vec![self.keys.seq()], vec![start])
+            .await?)
     }
 
     /// Writes a new version and makes it current unless a newer one already is.
