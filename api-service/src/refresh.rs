@@ -14,6 +14,9 @@ use shared::events::{RefreshOutcome, RefreshRequest, RefreshStatus};
 use crate::errors::{ApiError, ErrorBody};
 use crate::snapshot_cache::SnapshotCache;
 
+/// How often a waiting refresh request also looks for its kept outcome in Redis.
+const RECALL_EVERY: Duration = Duration::from_secs(1);
+
 /// Outcome of a refresh the API asked for.
 #[derive(Object)]
 pub struct RefreshResult {
@@ -137,19 +140,32 @@ pub async fn request_refresh(
             request_id,
         }));
     }
+    // The event normally answers; the kept outcome covers an event missed while the
+    // subscription was reconnecting.
+    let mut recall = tokio::time::interval(RECALL_EVERY);
+    recall.reset();
     let outcome = tokio::time::timeout(timeout, async {
         loop {
-            match events.recv().await {
-                Ok(event) => {
-                    if let Some(outcome) = event
-                        .outcome()
-                        .filter(|o| o.request_id.as_deref() == Some(request_id.as_str()))
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        if let Some(outcome) = event
+                            .outcome()
+                            .filter(|o| o.request_id.as_deref() == Some(request_id.as_str()))
+                        {
+                            return Some(outcome.clone());
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = recall.tick() => {
+                    if let Ok(Some(event)) = cache.store().recall_outcome(&request_id).await
+                        && let Some(outcome) = event.outcome()
                     {
                         return Some(outcome.clone());
                     }
                 }
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
             }
         }
     })

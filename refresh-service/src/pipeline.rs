@@ -447,6 +447,10 @@ async fn record(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutcome {
             request_id: Some(id.clone()),
             ..outcome.clone()
         });
+        // Kept too, for a waiter whose event subscription was reconnecting.
+        if let Err(e) = ctx.store.remember_outcome(id, &event).await {
+            tracing::warn!(error = %e, request_id = %id, "cannot keep the refresh outcome");
+        }
         publish_event(ctx, &event).await;
     }
     RefreshOutcome {

@@ -70,6 +70,12 @@ impl Keys {
         format!("{}:lock:refresh", self.prefix)
     }
 
+    /// The outcome event of refresh request `request_id`, kept a few minutes for a waiter
+    /// that missed it on the channel.
+    pub fn refresh_outcome(&self, request_id: &str) -> String {
+        format!("{}:refresh:outcome:{request_id}", self.prefix)
+    }
+
     /// Channel on which refreshes are requested.
     pub fn refresh_channel(&self) -> String {
         format!("{}:refresh", self.prefix)

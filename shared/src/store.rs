@@ -14,6 +14,7 @@ use bytes::Bytes;
 use fred::prelude::{Client, Expiration, KeysInterface, LuaInterface, SortedSetsInterface};
 use thiserror::Error;
 
+use crate::events::Event;
 use crate::keys::Keys;
 use crate::snapshot::{BodyMismatch, Codec, SnapshotMeta};
 
@@ -21,6 +22,8 @@ use crate::snapshot::{BodyMismatch, Codec, SnapshotMeta};
 pub const RETAINED_VERSIONS: usize = 5;
 /// How long a replaced version stays readable.
 pub const PREVIOUS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a refresh request's outcome stays readable after the refresh.
+pub const OUTCOME_TTL: Duration = Duration::from_secs(300);
 /// Expiry of bodies written but not (yet) switched to.
 pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
 
@@ -134,6 +137,41 @@ impl SnapshotStore {
     /// The Redis client in use.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Keeps `event`, the outcome of request `request_id`, for [`OUTCOME_TTL`].
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`].
+    pub async fn remember_outcome(
+        &self,
+        request_id: &str,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let ttl = Some(Expiration::EX(OUTCOME_TTL.as_secs() as i64));
+        let _: () = self
+            .client
+            .set(
+                self.keys.refresh_outcome(request_id),
+                event.to_json(),
+                ttl,
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The outcome event of request `request_id`, once the refresher recorded it.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`]; an unreadable value counts as not there yet.
+    pub async fn recall_outcome(&self, request_id: &str) -> Result<Option<Event>, StoreError> {
+        let value: Option<String> = self
+            .client
+            .get(self.keys.refresh_outcome(request_id))
+            .await?;
+        Ok(value.and_then(|json| serde_json::from_str(&json).ok()))
     }
 
     /// Metadata of the current snapshot, if there is one.

@@ -11,12 +11,22 @@ use shared::keys::Keys;
 
 use crate::helpers::*;
 
+/// How the stand-in refresher answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Delivery {
+    /// Keeps the outcome and publishes its event, like refresh-service.
+    KeptAndPublished,
+    /// Keeps the outcome only, as if the event were lost on the way.
+    KeptOnly,
+}
+
 /// Listens on `P:refresh` like refresh-service and answers each request with `status`
 /// after `delay` (never, when `status` is `None`). Returns the requests it saw.
 async fn stand_in_refresher(
     prefix: &str,
     status: Option<RefreshStatus>,
     delay: Duration,
+    delivery: Delivery,
 ) -> tokio::task::JoinHandle<Vec<RefreshRequest>> {
     let settings = RedisSettings::new(redis_url(), prefix);
     let subscriber = shared::redis::subscriber(&settings, shared::redis::Start::FailFast).unwrap();
@@ -50,12 +60,16 @@ async fn stand_in_refresher(
                     .then(|| "database: connection refused".to_owned()),
                 traceparent: None,
             });
-            let _: i64 = writer
-                .store
-                .client()
-                .publish(writer.store.keys().events_channel(), event.to_json())
-                .await
-                .unwrap();
+            let id = request.request_id.clone().unwrap();
+            writer.store.remember_outcome(&id, &event).await.unwrap();
+            if delivery == Delivery::KeptAndPublished {
+                let _: i64 = writer
+                    .store
+                    .client()
+                    .publish(writer.store.keys().events_channel(), event.to_json())
+                    .await
+                    .unwrap();
+            }
         }
         seen
     })
@@ -87,6 +101,7 @@ async fn waits_for_the_outcome_of_its_own_request() {
         &prefix.0,
         Some(RefreshStatus::Success),
         Duration::from_millis(200),
+        Delivery::KeptAndPublished,
     )
     .await;
     let (status, body) = post(&api, "").await;
@@ -108,7 +123,13 @@ async fn waits_for_the_outcome_of_its_own_request() {
 async fn a_failed_refresh_is_a_502() {
     let prefix = TestPrefix::new();
     let api = api_ready_for_events(&prefix).await;
-    let _failing = stand_in_refresher(&prefix.0, Some(RefreshStatus::Failed), Duration::ZERO).await;
+    let _failing = stand_in_refresher(
+        &prefix.0,
+        Some(RefreshStatus::Failed),
+        Duration::ZERO,
+        Delivery::KeptAndPublished,
+    )
+    .await;
     let (status, body) = post(&api, "").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["status"], "failed");
@@ -124,7 +145,8 @@ async fn a_failed_refresh_is_a_502() {
 async fn no_answer_is_a_504_and_wait_false_a_202() {
     let prefix = TestPrefix::new();
     let api = api_ready_for_events(&prefix).await;
-    let silent = stand_in_refresher(&prefix.0, None, Duration::ZERO).await;
+    let silent =
+        stand_in_refresher(&prefix.0, None, Duration::ZERO, Delivery::KeptAndPublished).await;
     let started = std::time::Instant::now();
     let (status, body) = post(&api, "?timeout=1").await;
     assert_eq!(status, 504, "{body}");
@@ -140,4 +162,21 @@ async fn no_answer_is_a_504_and_wait_false_a_202() {
     let (status, body) = post(&api, "?timeout=soon").await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "bad_request");
+}
+
+#[tokio::test]
+async fn an_outcome_event_missed_on_the_channel_is_found_in_its_kept_copy() {
+    let prefix = TestPrefix::new();
+    let api = api_ready_for_events(&prefix).await;
+    let _refresher = stand_in_refresher(
+        &prefix.0,
+        Some(RefreshStatus::Success),
+        Duration::ZERO,
+        Delivery::KeptOnly,
+    )
+    .await;
+    let (status, body) = post(&api, "?timeout=10").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["version"], "9-abc");
 }

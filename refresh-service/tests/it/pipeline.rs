@@ -221,6 +221,18 @@ async fn unchanged_offers_publish_nothing_new() {
     assert_eq!(second.status, RefreshStatus::Unchanged);
     assert_eq!(second.etag, first.etag);
     assert_eq!(second.version, first.version);
+    // The outcome is also kept, for a waiter that missed the event.
+    let kept = env
+        .ctx
+        .store
+        .recall_outcome(second.request_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.outcome().map(|o| o.status),
+        Some(RefreshStatus::Unchanged)
+    );
     let seen = events.drain(Duration::from_millis(300)).await;
     assert!(
         !seen.iter().any(|e| matches!(e, Event::SnapshotUpdated(_))),
