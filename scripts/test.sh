@@ -4,6 +4,7 @@
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   scripts/check-deploy.sh   (Kubernetes, Compose, Prometheus, Grafana files; offline)
 #   cargo test --workspace [EXTRA ARGS...]   (only the given packages with -p NAME)
+#   scripts/hostile.sh        (schemathesis + cargo-fuzz, CI sizes; not with -p NAME)
 #
 # The integration tests need a PostgreSQL server (they create and drop their own
 # databases) and a Redis server (each test uses its own key prefix):
@@ -127,6 +128,10 @@ main() {
     case "$arg" in -p | -p* | --package | --package=*) scope=() ;; esac
   done
   step "cargo test" cargo test "${scope[@]}" "$@"
+  # Whole-workspace runs only: schemathesis and the fuzz targets, CI sizes.
+  if [[ ${#scope[@]} -gt 0 ]]; then
+    step "hostile input" bash scripts/hostile.sh
+  fi
 
   printf '\n==> summary\n' >&2
   printf '  %s\n' "${RESULTS[@]}" >&2

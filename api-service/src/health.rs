@@ -19,10 +19,13 @@ pub struct Health {
     /// snapshot either way).
     pub redis: String,
     /// Version served, if any.
+    #[oai(nullable)]
     pub snapshot_version: Option<String>,
     /// Seconds since that snapshot was generated.
+    #[oai(nullable)]
     pub snapshot_age_seconds: Option<f64>,
     /// Resident memory of the process.
+    #[oai(nullable)]
     pub rss_bytes: Option<u64>,
 }
 

@@ -131,7 +131,14 @@ pub enum Precondition {
 /// only when it is absent, `If-Modified-Since` against `modified` (whole seconds).
 /// Unparseable headers are ignored.
 pub fn precondition(headers: &HeaderMap, etags: &[ETag], modified: SystemTime) -> Precondition {
-    if headers.contains_key(poem::http::header::IF_NONE_MATCH) {
+    let if_none_match = headers.get_all(poem::http::header::IF_NONE_MATCH);
+    if if_none_match.iter().next().is_some() {
+        if !if_none_match
+            .iter()
+            .all(|value| no_blank_inside_quotes(value.as_bytes()))
+        {
+            return Precondition::Send;
+        }
         return match headers.typed_try_get::<IfNoneMatch>() {
             Ok(Some(inm)) if etags.iter().any(|etag| !inm.precondition_passes(etag)) => {
                 Precondition::NotModified
@@ -143,6 +150,18 @@ pub fn precondition(headers: &HeaderMap, etags: &[ETag], modified: SystemTime) -
         Ok(Some(ims)) if !ims.is_modified(modified) => Precondition::NotModified,
         _ => Precondition::Send,
     }
+}
+
+/// Whether no space or tab sits inside a quoted entity tag. Such a tag is malformed, and
+/// the `headers` crate only expects it away (a debug assertion), so it is refused first.
+fn no_blank_inside_quotes(value: &[u8]) -> bool {
+    let mut quoted = false;
+    value.iter().all(|&byte| {
+        if byte == b'"' {
+            quoted = !quoted;
+        }
+        !(quoted && (byte == b' ' || byte == b'\t'))
+    })
 }
 
 #[cfg(test)]
@@ -176,6 +195,31 @@ mod tests {
         for (header, want) in cases {
             assert_eq!(negotiate(*header), *want, "Accept-Encoding: {header:?}");
         }
+    }
+
+    #[test]
+    fn a_blank_inside_a_quoted_etag_is_a_malformed_header_not_a_panic() {
+        let ours: ETag = "\"1-abc\"".parse().unwrap();
+        for value in ["\"a b\"", "\"1-abc\", \"x\ty\"", "W/\"a b\""] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                poem::http::header::IF_NONE_MATCH,
+                poem::http::HeaderValue::from_str(value).unwrap(),
+            );
+            let verdict = precondition(&headers, std::slice::from_ref(&ours), SystemTime::now());
+            assert_eq!(verdict, Precondition::Send, "{value}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            poem::http::header::IF_NONE_MATCH,
+            poem::http::HeaderValue::from_static("\"old\" , \"1-abc\""),
+        );
+        let verdict = precondition(&headers, std::slice::from_ref(&ours), SystemTime::now());
+        assert_eq!(
+            verdict,
+            Precondition::NotModified,
+            "blanks between tags are fine"
+        );
     }
 
     fn q(quality: u16) -> String {

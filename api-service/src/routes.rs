@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Request, Response};
 use poem_openapi::auth::Bearer;
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, param::Query};
 
@@ -37,6 +36,58 @@ async fn verify_bearer(req: &Request, bearer: Bearer) -> poem::Result<Claims> {
         .map_err(|e| ApiError::unauthorized(e.to_string()).into())
 }
 
+/// The snapshot document: the live offers, ranked.
+// Declared for the OpenAPI document only: the API serves the bytes refresh-service wrote.
+#[derive(Object)]
+struct SnapshotDocument {
+    /// Snapshot version.
+    version: String,
+    /// When the snapshot was generated (`2026-11-22T15:00:00.123Z`).
+    generated_at: String,
+    /// Number of offers, the length of `ofertas`.
+    count: u64,
+    /// The live offers by score descending, then id ascending.
+    ofertas: Vec<Oferta>,
+}
+
+/// One live offer of the snapshot document.
+#[derive(Object)]
+struct Oferta {
+    /// Offer id.
+    id: i64,
+    /// Merchant id.
+    merchant_id: i64,
+    /// Merchant name.
+    merchant_name: String,
+    /// Title.
+    title: String,
+    /// Description.
+    #[oai(nullable)]
+    description: Option<String>,
+    /// Category.
+    category: String,
+    /// Price, a decimal string.
+    price: String,
+    /// Price before the discount, a decimal string.
+    #[oai(nullable)]
+    original_price: Option<String>,
+    /// Discount in percent (one decimal).
+    #[oai(nullable)]
+    discount_pct: Option<f64>,
+    /// ISO 4217 currency code.
+    currency: String,
+    /// Image URL.
+    #[oai(nullable)]
+    image_url: Option<String>,
+    /// Start of the offer.
+    starts_at: String,
+    /// End of the offer; open-ended when null.
+    #[oai(nullable)]
+    ends_at: Option<String>,
+    /// Ranking score, 0..1 (six decimals).
+    score: f64,
+}
+
 /// The responses [`SnapshotReply`] builds, declared for the OpenAPI document.
 #[derive(ApiResponse)]
 #[expect(
@@ -47,7 +98,7 @@ enum SnapshotDoc {
     /// The snapshot document in the best encoding the request accepts.
     #[oai(status = 200, content_type = "application/json")]
     Ok(
-        Binary<Bytes>,
+        Json<SnapshotDocument>,
         #[oai(header = "Content-Encoding")] Option<String>,
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "ETag")] String,
@@ -254,14 +305,14 @@ impl OfertasApi {
 
     /// Asks the refresh service for a refresh (role `admin` or scope `ofertas:refresh`).
     ///
-    /// By default waits up to `timeout` seconds (default 30, at most 300) for the
-    /// outcome; `wait=false` returns 202 at once.
+    /// By default waits up to `timeout` seconds (0 to 300, default 30; 0 counts as 1)
+    /// for the outcome; `wait=false` returns 202 at once.
     #[oai(path = "/api/v4/ofertasws/refresh", method = "post")]
     async fn refresh(
         &self,
         auth: BearerAuth,
         wait: Query<Option<bool>>,
-        timeout: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "300")))] timeout: Query<Option<u64>>,
     ) -> RefreshReply {
         let claims = auth.0;
         if !claims.can_refresh() {

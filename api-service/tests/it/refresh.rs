@@ -159,9 +159,11 @@ async fn no_answer_is_a_504_and_wait_false_a_202() {
     assert!(body["request_id"].is_string());
     assert_eq!(silent.await.unwrap().len(), 2);
 
-    let (status, body) = post(&api, "?timeout=soon").await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"], "bad_request");
+    for query in ["?timeout=soon", "?timeout=-1", "?timeout=301"] {
+        let (status, body) = post(&api, query).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"], "bad_request");
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,85 @@
+//! `Accept-Encoding` negotiation (`api_service::negotiate::negotiate`) against a reference
+//! model written independently from RFC 9110 §12.5.3: the chosen coding is never one the
+//! header refuses (q=0), has the highest quality on offer (ties: zstd, gzip, identity),
+//! and `None` comes only when every coding we have, identity included, is refused.
+#![no_main]
+
+use api_service::negotiate::{Encoding, negotiate};
+use libfuzzer_sys::fuzz_target;
+
+/// Quality of one list member in thousandths, or `None` when its `q` is malformed
+/// (such members are ignored). Parsed differently from the service, on purpose: `q` must
+/// match `0(.ddd)?` or `1(.000)?` with at most three decimals.
+fn quality(params: &str) -> Option<u32> {
+    let Some(q) = params.split(';').find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("q").then(|| value.trim())
+    }) else {
+        return Some(1000);
+    };
+    let (int, frac) = q.split_once('.').unwrap_or((q, ""));
+    if frac.len() > 3 || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = format!("{frac:0<3}").parse::<u32>().ok()?;
+    match int {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
+/// Quality the header gives `encoding`: its own members (the most generous one wins),
+/// else `*`, else 0 for a content coding and 1 for identity.
+fn model(header: &str, encoding: Encoding) -> u32 {
+    let names: &[&str] = match encoding {
+        Encoding::Zstd => &["zstd"],
+        Encoding::Gzip => &["gzip", "x-gzip"],
+        Encoding::Identity => &["identity"],
+    };
+    let (mut own, mut any) = (None::<u32>, None::<u32>);
+    for member in header.split(',') {
+        let (coding, params) = member.split_once(';').unwrap_or((member, ""));
+        let Some(q) = quality(params) else { continue };
+        let coding = coding.trim();
+        if names.iter().any(|n| coding.eq_ignore_ascii_case(n)) {
+            own = Some(own.map_or(q, |o| o.max(q)));
+        } else if coding == "*" {
+            any = Some(any.map_or(q, |o| o.max(q)));
+        }
+    }
+    own.or(any)
+        .unwrap_or(if encoding == Encoding::Identity { 1 } else { 0 })
+}
+
+fuzz_target!(|header: &str| {
+    let chosen = negotiate(Some(header));
+    let q = |e| model(header, e);
+    match chosen {
+        None => {
+            for encoding in Encoding::PREFERENCE {
+                assert_eq!(
+                    q(encoding),
+                    0,
+                    "{header:?}: None although {encoding:?} is acceptable"
+                );
+            }
+        }
+        Some(chosen) => {
+            assert!(
+                q(chosen) > 0,
+                "{header:?}: chose {chosen:?}, which the header refuses"
+            );
+            for other in Encoding::PREFERENCE {
+                // Strictly better, or as good and earlier in the preference order.
+                let ahead = other.index() < chosen.index();
+                assert!(
+                    q(other) < q(chosen) || (q(other) == q(chosen) && !ahead) || other == chosen,
+                    "{header:?}: chose {chosen:?} (q={}) over {other:?} (q={})",
+                    q(chosen),
+                    q(other)
+                );
+            }
+        }
+    }
+});
