@@ -2,7 +2,8 @@
 # Refresh benchmark: time of `refresh-service once` for N offers (median and p90 of RUNS
 # runs, one offer changed between runs so every run publishes), the stage breakdown of
 # the last run, and the refresher's peak RSS. With the default 7,000 offers it also
-# measures gzip and zstd levels on the resulting document.
+# measures gzip and zstd levels on the resulting document. Every run's time and peak RSS
+# is also saved as .local/bench/refresh-OFFERS.csv (bench/plot.py draws them).
 #
 # Usage: bench/refresh.sh [OFFERS (default 7000)] [RUNS (default 20)]
 set -euo pipefail
@@ -28,6 +29,9 @@ psql -q -X "$DATABASE_URL" -v live="$offers" -f "$ROOT/scripts/seed.sql" >/dev/n
 redis-cli -u "$REDIS_URL" --scan --pattern "$OFERTASWS_PREFIX:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
 
 times=()
+raw="$ROOT/.local/bench/refresh-$offers.csv"
+mkdir -p "$(dirname "$raw")"
+echo "run,execution_time_ms,peak_rss_kb" >"$raw"
 log=$(mktemp)
 trap 'rm -f "$log" "$log.out"' EXIT
 for run in $(seq "$runs"); do
@@ -43,6 +47,7 @@ PY
   )
   ms=$(python3 -c 'import json,sys; o=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); assert o["status"]=="success", o; print(o["execution_time_ms"])' "$log.out")
   times+=("$ms")
+  echo "$run,$ms,$peak_kb" >>"$raw"
 done
 stats=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; p=a[int(NR*0.9+0.999)]; printf "median %s ms, p90 %s ms, min %s ms, max %s ms", m, p, a[1], a[NR]}')
 echo "offers: $offers; runs: $runs; refresh (execution_time_ms): $stats"
@@ -56,6 +61,7 @@ for line in open(sys.argv[1]):
         print(", ".join(k.split(".")[-1] + "=" + str(v) for k, v in f.items() if k.startswith(("refresh.", "snapshot.", "offers."))))
 ' "$log")"
 echo "refresher peak RSS: $((peak_kb / 1024)) MiB (ru_maxrss $peak_kb kB, whole process incl. ONNX Runtime)"
+echo "raw: $raw"
 if [[ "$offers" == 7000 ]]; then
   "$ROOT/target/release/examples/compression_levels"
 fi

@@ -5,7 +5,8 @@
 # private Redis prefix, starts api-service and an nginx (config generated into a temp dir)
 # serving the very same gzip body, drives both with wrk on loopback — the 200 path and
 # the 304 path — and prints requests/s, p99 latency and the ratio api ÷ nginx, plus the
-# api-service peak RSS. Every api-service request carries a valid JWT.
+# api-service peak RSS. Every api-service request carries a valid JWT. The table is also
+# saved as .local/bench/serve.csv (bench/plot.py draws it).
 #
 # Usage: bench/serve.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 32)]
 set -euo pipefail
@@ -107,6 +108,9 @@ run() {
   echo "$rps $p99 ${errors:-0}"
 }
 
+raw="$ROOT/.local/bench/serve.csv"
+mkdir -p "$(dirname "$raw")"
+echo "path,server,requests_per_second,p99_ms,errors" >"$raw"
 echo "snapshot: $(curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws/meta")"
 echo "gzip body: $api_len bytes; wrk -t2 -c$connections -d${duration}s on loopback; $(nproc) cores shared by client and server"
 printf '%-6s %-12s %12s %10s %8s\n' path server "requests/s" "p99 ms" errors
@@ -123,8 +127,10 @@ for path in 200 304; do
     read -r rps p99 errors < <(run "$url" "${headers[@]}")
     result[$path-$server]=$rps
     printf '%-6s %-12s %12s %10s %8s\n' "$path" "$server" "$rps" "$p99" "$errors"
+    echo "$path,$server,$rps,$p99,$errors" >>"$raw"
   done
   printf '%-6s %-12s %12s\n' "$path" "api÷nginx" "$(awk -v a="${result[$path-api]}" -v n="${result[$path-nginx]}" 'BEGIN{printf "%.2f", a/n}')"
 done
 peak=$(awk '/VmHWM/{print $2}' "/proc/$api_pid/status")
 echo "api-service peak RSS: $((peak / 1024)) MiB (VmHWM $peak kB)"
+echo "raw: $raw"

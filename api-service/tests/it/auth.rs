@@ -44,6 +44,19 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
+/// An HS256 token correctly signed with the API's secret over the payload text `claims`
+/// exactly as given (so it can say things a JSON value cannot, like a key twice).
+fn signed_raw_token(claims: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(json!({"alg": "HS256", "typ": "JWT"}).to_string().as_bytes()),
+        b64(claims.as_bytes())
+    );
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+    format!("{input}.{signature}")
+}
+
 /// A token with an arbitrary header and payload and a given signature part.
 fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
     format!(
@@ -165,6 +178,24 @@ async fn hs256_attack_matrix() {
             Some(bearer(&format!("{h}.{}.sig", b64(b"not json")))),
         ),
         ("huge exp", Some(bearer(&token(json!({"exp": 1e300}))))),
+        (
+            "duplicated exp (expired, then valid)",
+            Some(bearer(&signed_raw_token(&format!(
+                r#"{{"sub":"app","exp":1,"exp":{exp}}}"#
+            )))),
+        ),
+        (
+            "duplicated role (user, then admin)",
+            Some(bearer(&signed_raw_token(&format!(
+                r#"{{"sub":"app","role":"user","role":"admin","exp":{exp}}}"#
+            )))),
+        ),
+        (
+            "duplicated sub",
+            Some(bearer(&signed_raw_token(&format!(
+                r#"{{"sub":"app","sub":"ops","exp":{exp}}}"#
+            )))),
+        ),
         (
             "kid injection",
             Some(bearer(&raw_token(
