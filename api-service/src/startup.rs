@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server, http::header};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server};
 use poem_openapi::OpenApiService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -59,6 +60,15 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// Methods a route answers, for the `Allow` header of a 405.
+fn allowed_methods(route: &'static str) -> Option<&'static str> {
+    match route {
+        "/api/v4/ofertasws/refresh" => Some("POST"),
+        "other" => None,
+        _ => Some("GET, HEAD"),
+    }
+}
+
 /// The span of one request, continuing the caller's `traceparent`; none (free) when
 /// traces are not exported, so the hot path pays nothing for tracing.
 fn request_span(req: &poem::Request, route: &'static str) -> Span {
@@ -103,8 +113,15 @@ pub fn app(
                 let route = route_label(req.uri().path());
                 let head = req.method() == poem::http::Method::HEAD;
                 let span = request_span(&req, route);
-                let response = ep.get_response(req).instrument(span.clone()).await;
+                let mut response = ep.get_response(req).instrument(span.clone()).await;
                 span.record("http.response.status_code", response.status().as_u16());
+                if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                    && let Some(allow) = allowed_methods(route)
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static(allow));
+                }
                 let encoding = match response
                     .headers()
                     .get(header::CONTENT_ENCODING)

@@ -206,3 +206,29 @@ async fn the_binary_refuses_to_start_without_a_key_and_exits_0_on_sigterm() {
         .unwrap();
     assert!(claims.can_refresh());
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_answer_is_a_405_naming_the_ones_it_does() {
+    let prefix = TestPrefix::new();
+    let api = spawn_api(&prefix.0).await;
+    for (method, path, allow) in [
+        ("PUT", "/api/v4/ofertasws", "GET, HEAD"),
+        ("TRACE", "/api/v4/ofertasws/meta", "GET, HEAD"),
+        ("GET", "/api/v4/ofertasws/refresh", "POST"),
+        ("POST", "/health", "GET, HEAD"),
+    ] {
+        let response = http()
+            .request(method.parse().unwrap(), api.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(
+            response.headers().get("allow").map(|v| v.to_str().unwrap()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+    }
+}
