@@ -113,12 +113,12 @@ impl Default for RefreshMetrics {
         );
         registry.register(
             "refresh_snapshot_bytes",
-            "Size of the last published snapshot by encoding",
+            "Size of the current snapshot by encoding, as of the last refresh that did not fail",
             metrics.snapshot_bytes.clone(),
         );
         registry.register(
             "refresh_snapshot_offers",
-            "Offers in the last published snapshot",
+            "Offers in the current snapshot, as of the last refresh that did not fail",
             metrics.snapshot_offers.clone(),
         );
         registry.register(
@@ -148,9 +148,9 @@ impl RefreshMetrics {
             .observe(took.as_secs_f64());
     }
 
-    /// Records a refresh that ended with `status`; `published` is the snapshot it made
-    /// current, if any.
-    pub fn outcome(&self, status: RefreshStatus, published: Option<&SnapshotMeta>) {
+    /// Records a refresh that ended with `status`; `current` is the snapshot current after
+    /// it (published or unchanged), if any.
+    pub fn outcome(&self, status: RefreshStatus, current: Option<&SnapshotMeta>) {
         self.outcomes
             .get_or_create(&OutcomeLabels {
                 outcome: status.as_str(),
@@ -166,7 +166,7 @@ impl RefreshMetrics {
             }
             RefreshStatus::Skipped | RefreshStatus::Rejected => {}
         }
-        if let Some(meta) = published {
+        if let Some(meta) = current {
             for (encoding, bytes) in [
                 ("json", meta.json_bytes),
                 ("gzip", meta.gzip_bytes),

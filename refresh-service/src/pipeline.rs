@@ -411,7 +411,8 @@ async fn record(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutcome {
     let published = matches!(result, Ok(Outcome::Published(_)));
     Span::current().record("refresh.status", status.as_str());
     ctx.metrics.stage(Stage::Total, started.elapsed());
-    ctx.metrics.outcome(status, snapshot.filter(|_| published));
+    let succeeded = matches!(status, RefreshStatus::Success | RefreshStatus::Unchanged);
+    ctx.metrics.outcome(status, snapshot.filter(|_| succeeded));
     ctx.log
         .record(LogEntry {
             executed_at,
