@@ -17,7 +17,7 @@
 # in the last pass every request is answered by a real (coalesced) refresh within about
 # a second. --request-timeout turns anything that still hangs into a failure.
 #
-# cargo-fuzz (crates.io, installed into .local/cargo-bin) builds fuzz/ (a workspace of
+# cargo-fuzz (crates.io, installed into ~/.cache/ofertasws) builds fuzz/ (a workspace of
 # its own) on the pinned stable toolchain with RUSTC_BOOTSTRAP=1 and runs each target for
 # a fixed number of inputs, starting from the committed seeds in fuzz/seeds/ and the
 # corpus kept in .local/fuzz-corpus/.
@@ -67,7 +67,11 @@ done
 SCHEMATHESIS_VERSION="4.32.5"
 CARGO_FUZZ_VERSION="0.13.2"
 VENV="$LOCAL_DIR/venv-schemathesis"
-CARGO_BIN_ROOT="$LOCAL_DIR/cargo-bin"
+# Kept between clones, like any CI cache: the cargo-fuzz binary and the fuzz build (its
+# dependencies build once; each clone rebuilds only the workspace crates).
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/ofertasws"
+CARGO_BIN_ROOT="$CACHE_DIR/cargo-fuzz-$CARGO_FUZZ_VERSION"
+FUZZ_TARGET_DIR="$CACHE_DIR/fuzz-target"
 FUZZ_TARGETS=(accept_encoding preconditions authorization refresh_request)
 BIN="$ROOT/target/debug"
 PREFIX="hostile-$$-$(date +%s)"
@@ -242,7 +246,7 @@ run_schemathesis() {
 run_fuzz() {
   local target rc=0 flags=()
   if [[ ! -x "$CARGO_BIN_ROOT/bin/cargo-fuzz" ]]; then
-    info "installing cargo-fuzz $CARGO_FUZZ_VERSION into .local/cargo-bin"
+    info "installing cargo-fuzz $CARGO_FUZZ_VERSION into $CARGO_BIN_ROOT"
     nice cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION" --root "$CARGO_BIN_ROOT" -q ||
       die "cargo install cargo-fuzz failed"
   fi
@@ -251,7 +255,7 @@ run_fuzz() {
   export RUSTC_BOOTSTRAP=1
   # No sanitizer: the code under test forbids `unsafe`; the targets assert properties.
   # Release profile as in production, plus overflow checks (fuzz/Cargo.toml).
-  local build=(--sanitizer none --release)
+  local build=(--sanitizer none --release --target-dir "$FUZZ_TARGET_DIR")
   info "building the fuzz targets (cargo fuzz build)"
   (cd "$ROOT" && nice cargo fuzz build "${build[@]}") || die "cargo fuzz build failed"
   [[ $FUZZ_RUNS -gt 0 ]] && flags+=("-runs=$FUZZ_RUNS")
