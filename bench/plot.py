@@ -2,7 +2,8 @@
 """Draws the benchmark figures of the README from the raw output of the bench/ scripts.
 
     docs/bench-serve.png     requests/s and p99 latency, api-service vs nginx, 200 and 304
-                             paths (.local/bench/serve.csv, written by bench/serve.sh)
+                             paths, medians of the rounds (.local/bench/serve.csv, written
+                             by bench/serve.sh)
     docs/bench-refresh.png   refresh time and refresher peak RSS vs offer count
                              for 10k, 100k and 1M offers (.local/bench/refresh-N.csv,
                              written by bench/refresh.sh N RUNS)
@@ -74,7 +75,10 @@ def plot_serve(plt) -> None:
     if not source.exists():
         print(f"skipped serving figure: no {source} (run bench/serve.sh)")
         return
-    data = {(r["path"], r["server"]): r for r in rows(source)}
+    runs: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for r in rows(source):
+        runs.setdefault((r["path"], r["server"]), []).append(r)
+    rounds = max(len(v) for v in runs.values())
     paths = ["200", "304"]
     names = {"200": "200 (gzip body)", "304": "304 (If-None-Match)"}
     servers = [("nginx", "nginx gzip_static", "#9e9e9e"), ("api", "api-service", "#1f77b4")]
@@ -85,7 +89,7 @@ def plot_serve(plt) -> None:
         (axes[1], "p99_ms", "p99 latency (lower is better)", "{:.2f} ms"),
     ]:
         for i, (server, label, color) in enumerate(servers):
-            values = [float(data[(p, server)][column]) for p in paths]
+            values = [statistics.median(float(r[column]) for r in runs[(p, server)]) for p in paths]
             xs = [x + (i - 0.5) * width for x in range(len(paths))]
             label_bars(ax, ax.bar(xs, values, width, label=label, color=color), fmt)
         ax.set_xticks(range(len(paths)), [names[p] for p in paths])
@@ -94,7 +98,10 @@ def plot_serve(plt) -> None:
         ax.margins(y=0.15)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="upper left")
-    fig.suptitle("Serving the 7,000-offer snapshot on loopback (bench/serve.sh: wrk -t2 -c32, 2 cores shared)")
+    fig.suptitle(
+        "Serving the 7,000-offer snapshot on loopback (bench/serve.sh: wrk -t2 -c32, 2 cores shared;"
+        f" median of {rounds} rounds)"
+    )
     fig.tight_layout()
     save(fig, "bench-serve.png")
 

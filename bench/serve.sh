@@ -5,16 +5,22 @@
 # private Redis prefix, starts api-service and an nginx (config generated into a temp dir)
 # serving the very same gzip body, drives both with wrk on loopback — the 200 path and
 # the 304 path — and prints requests/s, p99 latency and the ratio api ÷ nginx, plus the
-# api-service peak RSS. Every api-service request carries a valid JWT. The table is also
-# saved as .local/bench/serve.csv (bench/plot.py draws it).
+# api-service peak RSS. Every api-service request carries a valid JWT.
 #
-# Usage: bench/serve.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 32)]
+# Client and servers share the machine's cores, so one run of a few seconds can be off by
+# 10-20 % either way. The two servers are therefore measured in ROUNDS rounds, back to
+# back, the order alternating from round to round; the table gives the median of the
+# rounds for each server and the median of the per-round ratios. Every run is saved in
+# .local/bench/serve.csv (bench/plot.py draws it).
+#
+# Usage: bench/serve.sh [SECONDS_PER_RUN (default 10)] [CONNECTIONS (default 32)] [ROUNDS (default 5)]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 duration="${1:-10}"
 connections="${2:-32}"
+rounds="${3:-5}"
 api_port="${BENCH_API_PORT:-18000}"
 nginx_port="${BENCH_NGINX_PORT:-18081}"
 
@@ -110,26 +116,50 @@ run() {
 
 raw="$ROOT/.local/bench/serve.csv"
 mkdir -p "$(dirname "$raw")"
-echo "path,server,requests_per_second,p99_ms,errors" >"$raw"
+echo "path,round,server,requests_per_second,p99_ms,errors" >"$raw"
 echo "snapshot: $(curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws/meta")"
-echo "gzip body: $api_len bytes; wrk -t2 -c$connections -d${duration}s on loopback; $(nproc) cores shared by client and server"
-printf '%-6s %-12s %12s %10s %8s\n' path server "requests/s" "p99 ms" errors
-declare -A result
+echo "gzip body: $api_len bytes; wrk -t2 -c$connections -d${duration}s on loopback, $rounds rounds; $(nproc) cores shared by client and server"
+
+# measure PATH SERVER: one wrk run; prints "requests_per_second p99_ms errors".
+measure() {
+  local path="$1" server="$2" url headers
+  if [[ $server == nginx ]]; then
+    url="http://127.0.0.1:$nginx_port/ofertasws.json"; headers=('Accept-Encoding: gzip')
+    [[ $path == 304 ]] && headers+=("If-None-Match: $nginx_etag")
+  else
+    url="http://$API_BIND/api/v4/ofertasws"; headers=("$auth" 'Accept-Encoding: gzip')
+    [[ $path == 304 ]] && headers+=("If-None-Match: $api_etag")
+  fi
+  run "$url" "${headers[@]}"
+}
+
+# median: the median of the numbers on stdin.
+median() {
+  sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
+}
+
+printf '%-6s %-6s %-7s %12s %10s %8s\n' path round server "requests/s" "p99 ms" errors
 for path in 200 304; do
-  for server in nginx api; do
-    if [[ $server == nginx ]]; then
-      url="http://127.0.0.1:$nginx_port/ofertasws.json"; headers=('Accept-Encoding: gzip')
-      [[ $path == 304 ]] && headers+=("If-None-Match: $nginx_etag")
-    else
-      url="http://$API_BIND/api/v4/ofertasws"; headers=("$auth" 'Accept-Encoding: gzip')
-      [[ $path == 304 ]] && headers+=("If-None-Match: $api_etag")
-    fi
-    read -r rps p99 errors < <(run "$url" "${headers[@]}")
-    result[$path-$server]=$rps
-    printf '%-6s %-12s %12s %10s %8s\n' "$path" "$server" "$rps" "$p99" "$errors"
-    echo "$path,$server,$rps,$p99,$errors" >>"$raw"
+  for ((round = 1; round <= rounds; round++)); do
+    order=(nginx api)
+    ((round % 2)) || order=(api nginx)
+    for server in "${order[@]}"; do
+      read -r rps p99 errors < <(measure "$path" "$server")
+      printf '%-6s %-6s %-7s %12s %10s %8s\n' "$path" "$round" "$server" "$rps" "$p99" "$errors"
+      echo "$path,$round,$server,$rps,$p99,$errors" >>"$raw"
+    done
   done
-  printf '%-6s %-12s %12s\n' "$path" "api÷nginx" "$(awk -v a="${result[$path-api]}" -v n="${result[$path-nginx]}" 'BEGIN{printf "%.2f", a/n}')"
+done
+
+column() { awk -F, -v p="$1" -v s="$2" -v c="$3" '$1==p && $3==s {print $c}' "$raw"; }
+echo
+echo "medians over $rounds rounds:"
+printf '%-6s %14s %14s %12s %14s %14s\n' path "nginx req/s" "api req/s" "api÷nginx" "nginx p99 ms" "api p99 ms"
+for path in 200 304; do
+  ratio=$(paste -d' ' <(column "$path" api 4) <(column "$path" nginx 4) | awk '{printf "%.3f\n", $1/$2}' | median)
+  printf '%-6s %14s %14s %12s %14s %14s\n' "$path" \
+    "$(column "$path" nginx 4 | median)" "$(column "$path" api 4 | median)" "$ratio" \
+    "$(column "$path" nginx 5 | median)" "$(column "$path" api 5 | median)"
 done
 peak=$(awk '/VmHWM/{print $2}' "/proc/$api_pid/status")
 echo "api-service peak RSS: $((peak / 1024)) MiB (VmHWM $peak kB)"

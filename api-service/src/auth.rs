@@ -4,8 +4,14 @@
 //! in `JWT_PUBLIC_KEY_FILE`. The algorithm is pinned to the key type: a token naming any
 //! other algorithm (including `none`, or HS256 when only a public key is configured) is
 //! refused before its signature is looked at.
+//!
+//! A client repeats its token on every request until it expires, so tokens that verified
+//! are remembered (bounded, keyed by the whole token) with their claims: a repeated
+//! token costs a hash lookup and an expiry check instead of parsing and a signature
+//! check (HS256 a few microseconds, RS256 about 0.3 ms).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
@@ -18,6 +24,12 @@ use shared::config::{ApiSettings, ConfigError};
 
 /// Longest token accepted; anything longer is refused without parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// How many verified tokens are remembered (a few MB at most).
+const VERIFIED_CAPACITY: usize = 10_000;
+
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
 
 /// Why a token was refused. The message is safe to return to the client.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -83,6 +95,7 @@ struct Verifier {
 pub struct Authenticator {
     hmac: Option<Verifier>,
     public: Option<Verifier>,
+    verified: quick_cache::sync::Cache<String, Arc<Claims>>,
 }
 
 impl Authenticator {
@@ -96,7 +109,7 @@ impl Authenticator {
             validation.required_spec_claims = HashSet::from(["exp".to_owned()]);
             validation.validate_exp = true;
             validation.validate_nbf = true;
-            validation.leeway = 30;
+            validation.leeway = LEEWAY_SECS;
             if let Some(iss) = &settings.jwt_issuer {
                 validation.set_issuer(&[iss]);
                 validation.required_spec_claims.insert("iss".to_owned());
@@ -147,20 +160,38 @@ impl Authenticator {
                 "is not set: the API needs JWT_SECRET or JWT_PUBLIC_KEY_FILE to verify tokens",
             ));
         }
-        Ok(Self { hmac, public })
+        Ok(Self {
+            hmac,
+            public,
+            verified: quick_cache::sync::Cache::new(VERIFIED_CAPACITY),
+        })
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims. A token that verified before is only
+    /// checked for expiry again.
     ///
     /// # Errors
     /// [`AuthError`] saying why the token is refused.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLong);
         }
+        if let Some(claims) = self.verified.get(token) {
+            if unexpired(&claims) {
+                return Ok(claims);
+            }
+            self.verified.remove(token);
+        }
+        let claims = Arc::new(self.decode(token)?);
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    /// Full verification: algorithm, signature, then claims.
+    fn decode(&self, token: &str) -> Result<Claims, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
         let verifier = [&self.hmac, &self.public]
             .into_iter()
@@ -171,6 +202,13 @@ impl Authenticator {
             .map(|data| data.claims)
             .map_err(|e| AuthError::Invalid(e.to_string()))
     }
+}
+
+/// Whether `claims` are still within `exp` as jsonwebtoken judges it: expired once
+/// `exp` is more than the leeway in the past.
+fn unexpired(claims: &Claims) -> bool {
+    let now = jsonwebtoken::get_current_timestamp();
+    claims.exp >= now.saturating_sub(LEEWAY_SECS)
 }
 
 /// Signs an HS256 token with `secret` (the `api-service token` command and tests).

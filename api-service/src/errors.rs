@@ -5,6 +5,7 @@
 //! converted by [`render`], so no response is ever plain text or HTML. A 5xx body says
 //! nothing internal; the cause goes to the log once.
 
+use bytes::Bytes;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
@@ -57,25 +58,44 @@ impl ApiError {
 /// `WWW-Authenticate` sent with every 401.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="ofertasws""#;
 
-impl poem::error::ResponseError for ApiError {
-    fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    fn as_response(&self) -> Response {
-        let body = serde_json::to_string(&self.body()).unwrap_or_default();
-        let mut response = Response::builder()
-            .status(self.status)
-            .content_type("application/json")
-            .body(body);
+impl ApiError {
+    /// The contract's JSON response: this status, the body, and `WWW-Authenticate` on a
+    /// 401.
+    pub fn response(&self) -> poem::http::Response<Bytes> {
+        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        let mut response = poem::http::Response::new(Bytes::from(body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
+            headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(WWW_AUTHENTICATE),
             );
         }
         response
     }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        poem_response(self.response())
+    }
+}
+
+/// A response built as plain `http` parts (the shape [`crate::server`] sends), as poem's.
+pub fn poem_response(response: poem::http::Response<Bytes>) -> Response {
+    let (parts, body) = response.into_parts();
+    let mut converted = Response::builder().status(parts.status).body(body);
+    *converted.headers_mut() = parts.headers;
+    converted
 }
 
 /// Converts any error that reached the top into the contract's JSON response.

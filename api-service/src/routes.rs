@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::StatusCode;
 use poem::{IntoResponse, Request, Response};
 use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
@@ -11,20 +11,17 @@ use poem_openapi::registry::{MetaResponses, Registry};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, param::Query};
 
 use crate::auth::{Authenticator, Claims};
-use crate::errors::{ApiError, ErrorBody};
-use crate::negotiate::{Encoding, Precondition, negotiate, precondition};
+use crate::errors::{ApiError, ErrorBody, poem_response};
 use crate::refresh::{RefreshReply, request_refresh};
 use crate::snapshot_cache::SnapshotCache;
-
-/// Seconds a client is told to wait when no snapshot is loaded yet.
-const RETRY_AFTER_SECS: u32 = 5;
+use crate::snapshot_route::{RETRY_AFTER_SECS, reply};
 
 /// A verified bearer token.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "verify_bearer")]
-pub struct BearerAuth(Claims);
+pub struct BearerAuth(Arc<Claims>);
 
-async fn verify_bearer(req: &Request, bearer: Bearer) -> poem::Result<Claims> {
+async fn verify_bearer(req: &Request, bearer: Bearer) -> poem::Result<Arc<Claims>> {
     let auth = req.data::<Arc<Authenticator>>().ok_or_else(|| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -88,12 +85,9 @@ struct Oferta {
     score: f64,
 }
 
-/// The responses [`SnapshotReply`] builds, declared for the OpenAPI document.
+/// The responses of [`reply`], declared for the OpenAPI document.
 #[derive(ApiResponse)]
-#[expect(
-    dead_code,
-    reason = "documents the responses SnapshotReply assembles from prepared headers"
-)]
+#[expect(dead_code, reason = "documents the responses of snapshot_route::reply")]
 enum SnapshotDoc {
     /// The snapshot document in the best encoding the request accepts.
     #[oai(status = 200, content_type = "application/json")]
@@ -124,8 +118,7 @@ enum SnapshotDoc {
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
 
-/// A snapshot response assembled from header values prepared once per snapshot, so
-/// serving copies nothing and formats nothing.
+/// A snapshot response from [`reply`], whose headers were prepared once per snapshot.
 pub struct SnapshotReply(Response);
 
 impl IntoResponse for SnapshotReply {
@@ -142,16 +135,6 @@ impl ApiResponse for SnapshotReply {
     fn register(registry: &mut Registry) {
         SnapshotDoc::register(registry);
     }
-}
-
-static CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
-static VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
-static JSON: HeaderValue = HeaderValue::from_static("application/json");
-static ZSTD: HeaderValue = HeaderValue::from_static("zstd");
-static GZIP: HeaderValue = HeaderValue::from_static("gzip");
-
-fn error_reply(error: &ApiError) -> SnapshotReply {
-    SnapshotReply(poem::error::ResponseError::as_response(error))
 }
 
 /// Metadata of the snapshot being served.
@@ -195,63 +178,6 @@ pub struct OfertasApi {
     pub cache: Arc<SnapshotCache>,
 }
 
-impl OfertasApi {
-    fn serve(&self, req: &Request) -> SnapshotReply {
-        let Some(snapshot) = self.cache.current() else {
-            let mut reply = error_reply(&ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_snapshot",
-                "no snapshot has been published yet",
-            ));
-            reply
-                .0
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            return reply;
-        };
-        let accept = req
-            .headers()
-            .get(header::ACCEPT_ENCODING)
-            .map(|v| v.to_str().unwrap_or(""));
-        let Some(encoding) = negotiate(accept) else {
-            return error_reply(&ApiError::new(
-                StatusCode::NOT_ACCEPTABLE,
-                "not_acceptable",
-                "the request accepts none of zstd, gzip or identity",
-            ));
-        };
-        let variant = snapshot.variant(encoding);
-        let mut response = Response::builder()
-            .header(header::VARY, VARY.clone())
-            .header(header::ETAG, variant.etag_header.clone());
-        if precondition(req.headers(), &snapshot.etags, snapshot.modified)
-            == Precondition::NotModified
-        {
-            return SnapshotReply(
-                response
-                    .status(StatusCode::NOT_MODIFIED)
-                    .header(header::CACHE_CONTROL, CACHE_CONTROL.clone())
-                    .header(header::LAST_MODIFIED, snapshot.last_modified.clone())
-                    .finish(),
-            );
-        }
-        response = match encoding {
-            Encoding::Zstd => response.header(header::CONTENT_ENCODING, ZSTD.clone()),
-            Encoding::Gzip => response.header(header::CONTENT_ENCODING, GZIP.clone()),
-            Encoding::Identity => response,
-        };
-        SnapshotReply(
-            response
-                .header(header::CONTENT_TYPE, JSON.clone())
-                .header(header::CONTENT_LENGTH, variant.length.clone())
-                .header(header::LAST_MODIFIED, snapshot.last_modified.clone())
-                .header(header::CACHE_CONTROL, CACHE_CONTROL.clone())
-                .header("x-ofertas-count", snapshot.count.clone())
-                .body(variant.body.clone()),
-        )
-    }
-}
-
 #[OpenApi]
 impl OfertasApi {
     /// The current snapshot of live offers, ranked.
@@ -261,13 +187,13 @@ impl OfertasApi {
     /// `If-Modified-Since`, yields 304.
     #[oai(path = "/api/v4/ofertasws", method = "get")]
     async fn ofertas(&self, req: &Request, _auth: BearerAuth) -> SnapshotReply {
-        self.serve(req)
+        SnapshotReply(poem_response(reply(&self.cache, req.headers())))
     }
 
     /// Headers of `GET /api/v4/ofertasws`, without the body.
     #[oai(path = "/api/v4/ofertasws", method = "head")]
     async fn ofertas_head(&self, req: &Request, _auth: BearerAuth) -> SnapshotReply {
-        self.serve(req)
+        SnapshotReply(poem_response(reply(&self.cache, req.headers())))
     }
 
     /// Metadata of the snapshot being served.

@@ -15,7 +15,7 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use headers::ETag;
-use poem::http::HeaderValue;
+use poem::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -27,6 +27,11 @@ use shared::store::{SnapshotStore, StoreError};
 use crate::metrics::Metrics;
 use crate::negotiate::Encoding;
 
+const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
+const VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const X_OFERTAS_COUNT: HeaderName = HeaderName::from_static("x-ofertas-count");
+
 /// How often the current-snapshot key is polled.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
 
@@ -36,10 +41,10 @@ pub struct Variant {
     pub body: Bytes,
     /// Strong ETag of this encoding.
     pub etag: ETag,
-    /// The same ETag as a header value.
-    pub etag_header: HeaderValue,
-    /// `Content-Length`.
-    pub length: HeaderValue,
+    /// Every header of a 200 with this body.
+    pub ok_headers: HeaderMap,
+    /// Every header of a 304 to a request that negotiated this encoding.
+    pub not_modified_headers: HeaderMap,
 }
 
 /// A verified snapshot with everything a response needs.
@@ -50,12 +55,8 @@ pub struct Snapshot {
     pub variants: [Variant; 3],
     /// Every variant's ETag, for `If-None-Match`.
     pub etags: [ETag; 3],
-    /// `Last-Modified` (= generated_at).
-    pub last_modified: HeaderValue,
     /// `generated_at` as a `SystemTime`, for `If-Modified-Since`.
     pub modified: SystemTime,
-    /// `X-Ofertas-Count`.
-    pub count: HeaderValue,
 }
 
 /// Why a stored snapshot was not taken.
@@ -82,7 +83,8 @@ pub fn etag_for(version: &str, encoding: Encoding) -> String {
 
 impl Snapshot {
     /// Prepares a snapshot from verified bodies; the identity body is decompressed from
-    /// zstd here, once, and checked against the recorded document hash.
+    /// zstd here, once, and checked against the recorded document hash. Every response
+    /// header is built here too, so serving formats nothing.
     ///
     /// # Errors
     /// [`LoadError`] when the document does not decompress or match.
@@ -91,12 +93,33 @@ impl Snapshot {
             .map_err(|e| LoadError::Decompress(meta.version.clone(), e))?;
         meta.verify_document(&identity).map_err(StoreError::from)?;
         let header_error = || LoadError::Header(meta.version.clone());
+        let modified = SystemTime::from(meta.generated_at);
+        let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
+            .map_err(|_| header_error())?;
+        let count = HeaderValue::from(meta.count);
         let variant = |encoding: Encoding, body: Bytes| -> Result<Variant, LoadError> {
             let tag = etag_for(&meta.version, encoding);
+            let etag = HeaderValue::from_str(&tag).map_err(|_| header_error())?;
+            let mut not_modified_headers = HeaderMap::with_capacity(4);
+            not_modified_headers.insert(header::VARY, VARY);
+            not_modified_headers.insert(header::ETAG, etag.clone());
+            not_modified_headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
+            not_modified_headers.insert(header::LAST_MODIFIED, last_modified.clone());
+            let mut ok_headers = not_modified_headers.clone();
+            ok_headers.reserve(4);
+            ok_headers.insert(header::CONTENT_TYPE, JSON);
+            ok_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            ok_headers.insert(X_OFERTAS_COUNT, count.clone());
+            if encoding != Encoding::Identity {
+                ok_headers.insert(
+                    header::CONTENT_ENCODING,
+                    HeaderValue::from_static(encoding.token()),
+                );
+            }
             Ok(Variant {
                 etag: tag.parse().map_err(|_| header_error())?,
-                etag_header: HeaderValue::from_str(&tag).map_err(|_| header_error())?,
-                length: HeaderValue::from(body.len()),
+                ok_headers,
+                not_modified_headers,
                 body,
             })
         };
@@ -105,7 +128,6 @@ impl Snapshot {
             variant(Encoding::Gzip, gzip)?,
             variant(Encoding::Identity, Bytes::from(identity))?,
         ];
-        let modified = SystemTime::from(meta.generated_at);
         Ok(Self {
             etags: [
                 variants[0].etag.clone(),
@@ -113,10 +135,7 @@ impl Snapshot {
                 variants[2].etag.clone(),
             ],
             variants,
-            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified))
-                .map_err(|_| header_error())?,
             modified,
-            count: HeaderValue::from(meta.count),
             meta,
         })
     }

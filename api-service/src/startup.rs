@@ -2,16 +2,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use poem::http::{HeaderValue, StatusCode, header};
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, Span, field::Empty};
 
 use shared::config::ApiSettings;
 use shared::keys::Keys;
@@ -23,6 +21,7 @@ use crate::health::HealthApi;
 use crate::metrics::Metrics;
 use crate::routes::OfertasApi;
 use crate::snapshot_cache::{self, SnapshotCache};
+use crate::snapshot_route::SnapshotRoute;
 
 /// How often resident memory is compared with `API_RSS_WARN_MB`.
 const RSS_CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -45,51 +44,6 @@ pub fn openapi(
     .description("Ranked snapshot of live merchant offers, served from memory.")
 }
 
-/// Route template used as the metrics label for `path`.
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/api/v4/ofertasws" => "/api/v4/ofertasws",
-        "/api/v4/ofertasws/meta" => "/api/v4/ofertasws/meta",
-        "/api/v4/ofertasws/refresh" => "/api/v4/ofertasws/refresh",
-        "/health" => "/health",
-        "/ready" => "/ready",
-        "/metrics" => "/metrics",
-        "/openapi.json" => "/openapi.json",
-        p if p.starts_with("/docs") => "/docs",
-        _ => "other",
-    }
-}
-
-/// Methods a route answers, for the `Allow` header of a 405.
-fn allowed_methods(route: &'static str) -> Option<&'static str> {
-    match route {
-        "/api/v4/ofertasws/refresh" => Some("POST"),
-        "other" => None,
-        _ => Some("GET, HEAD"),
-    }
-}
-
-/// The span of one request, continuing the caller's `traceparent`; none (free) when
-/// traces are not exported, so the hot path pays nothing for tracing.
-fn request_span(req: &poem::Request, route: &'static str) -> Span {
-    if !shared::telemetry::exporting() {
-        return Span::none();
-    }
-    let span = tracing::info_span!(
-        "http.request",
-        otel.name = format!("{} {route}", req.method()),
-        http.request.method = %req.method(),
-        http.route = route,
-        http.response.status_code = Empty,
-    );
-    let traceparent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok());
-    shared::telemetry::continue_trace(&span, traceparent);
-    span
-}
-
 /// The whole HTTP application over `cache`.
 pub fn app(
     cache: Arc<SnapshotCache>,
@@ -106,57 +60,13 @@ pub fn app(
         .nest("/docs", docs)
         .data(auth)
         .catch_all_error(crate::errors::render)
-        .around(move |ep, req| {
-            let metrics = observed.clone();
-            async move {
-                let started = Instant::now();
-                let route = route_label(req.uri().path());
-                let head = req.method() == poem::http::Method::HEAD;
-                let span = request_span(&req, route);
-                let mut response = ep.get_response(req).instrument(span.clone()).await;
-                span.record("http.response.status_code", response.status().as_u16());
-                if response.status() == StatusCode::METHOD_NOT_ALLOWED
-                    && let Some(allow) = allowed_methods(route)
-                {
-                    response
-                        .headers_mut()
-                        .insert(header::ALLOW, HeaderValue::from_static(allow));
-                }
-                let encoding = match response
-                    .headers()
-                    .get(header::CONTENT_ENCODING)
-                    .map(|v| v.as_bytes())
-                {
-                    Some(b"zstd") => "zstd",
-                    Some(b"gzip") => "gzip",
-                    _ => "identity",
-                };
-                let bytes = if head {
-                    0
-                } else {
-                    response
-                        .headers()
-                        .get(header::CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
-                };
-                metrics.observe(
-                    route,
-                    response.status().as_u16(),
-                    encoding,
-                    bytes,
-                    started.elapsed().as_secs_f64(),
-                );
-                Ok(response)
-            }
-        })
+        .around(move |ep, req| crate::observe::counted(observed.clone(), ep, req))
         .into_endpoint()
 }
 
 /// A bound, not yet serving, API.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     addr: SocketAddr,
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
@@ -175,21 +85,16 @@ impl Application {
         settings.validate()?;
         let auth = Arc::new(Authenticator::from_settings(&settings)?);
         let bind = settings.bind_addr()?;
-        let acceptor = TcpListener::bind(bind)
-            .into_acceptor()
+        let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on API_BIND={bind}"))?;
-        let addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .context("listener has no address")?;
+        let addr = listener.local_addr().context("listener has no address")?;
         let metrics = Arc::new(Metrics::default());
         let client = shared::redis::client(&settings.redis, Start::WaitForRedis)?;
         let store = SnapshotStore::new(client, Keys::new(&settings.redis.prefix));
         let cache = Arc::new(SnapshotCache::new(store, metrics.clone()));
         Ok(Self {
-            acceptor,
+            listener,
             addr,
             cache,
             metrics,
@@ -212,7 +117,7 @@ impl Application {
     /// requests finish (up to `API_SHUTDOWN_GRACE_SECS`) and stops the background tasks.
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the Redis subscriber cannot be configured.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -226,14 +131,13 @@ impl Application {
         let app = app(self.cache.clone(), self.metrics.clone(), self.auth.clone());
         tracing::info!(addr = %self.addr, "api-service listening");
         let grace = Duration::from_secs(self.settings.shutdown_grace_secs);
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown.cancelled_owned(), Some(grace))
-            .await;
+        let route = SnapshotRoute::new(self.cache.clone(), self.auth.clone(), self.metrics.clone());
+        crate::server::serve(self.listener, route, app, shutdown, grace).await;
         background.cancel();
         tasks.close();
         tasks.wait().await;
         tracing::info!("api-service stopped");
-        served.context("HTTP server failed")
+        Ok(())
     }
 }
 

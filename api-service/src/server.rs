@@ -1,0 +1,122 @@
+//! The HTTP server: accepts TCP connections and serves them with hyper directly.
+//!
+//! poem's own `Server` wraps every connection in a boxed stream without vectored writes,
+//! so hyper copies each response body into its write buffer before sending it. For a
+//! 258 KB snapshot that copy was the largest cost of a request, and the buffer stayed
+//! allocated per connection. Serving the `TcpStream` here lets hyper hand the snapshot's
+//! `Bytes` to `writev` as they are.
+//!
+//! Requests for the snapshot itself are answered by [`SnapshotRoute`] straight from the
+//! request head; every other request goes to the poem endpoint.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{Either, ready};
+use http_body_util::{Either as BodyEither, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use poem::http::uri::Scheme;
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Addr, Endpoint, IntoEndpoint};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::snapshot_route::SnapshotRoute;
+
+/// How long accepting pauses after an error such as running out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting and
+/// gives open connections up to `grace` to finish their in-flight requests.
+pub async fn serve<E>(
+    listener: TcpListener,
+    route: SnapshotRoute,
+    app: E,
+    shutdown: CancellationToken,
+    grace: Duration,
+) where
+    E: IntoEndpoint,
+    E::Endpoint: 'static,
+{
+    let app = Arc::new(app.into_endpoint());
+    let route = Arc::new(route);
+    let local = LocalAddr(
+        listener
+            .local_addr()
+            .map_or(Addr::Custom("tcp", "".into()), Addr::SocketAddr),
+    );
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+        };
+        let (route, app) = (route.clone(), app.clone());
+        let (local, peer) = (local.clone(), RemoteAddr(Addr::SocketAddr(remote)));
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            if SnapshotRoute::handles(request.method(), request.uri().path()) {
+                let response = route.serve(request.method(), request.headers());
+                return Either::Left(ready(Ok(
+                    response.map(|body| BodyEither::Left(Full::new(body)))
+                )));
+            }
+            let app = app.clone();
+            let request = poem::Request::from((request, local.clone(), peer.clone(), Scheme::HTTP));
+            Either::Right(async move {
+                let response = hyper::Response::from(app.get_response(request).await);
+                Ok::<_, Infallible>(response.map(BodyEither::Right))
+            })
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(prepare(stream)), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, client.address = %remote, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_secs = grace.as_secs(), "connections still open after the shutdown grace period");
+        }
+    }
+}
+
+/// Small responses (304s, errors) go out at once instead of waiting for Nagle.
+fn prepare(stream: TcpStream) -> TcpStream {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    stream
+}
+
+/// Logs a failed `accept` and pauses briefly when the cause is not the one connection.
+async fn accept_failed(error: &io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %error, "cannot accept a connection");
+    tokio::time::sleep(ACCEPT_BACKOFF).await;
+}
