@@ -17,3 +17,4 @@ pub mod server;
 pub mod snapshot_cache;
 pub mod snapshot_route;
 pub mod startup;
+pub mod zero_copy;

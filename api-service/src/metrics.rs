@@ -41,6 +41,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
     bytes_sent: Family<RequestLabels, Counter>,
+    sent_from_file: Counter,
     not_modified: Counter,
     snapshot_info: Family<VersionLabels, Gauge>,
     snapshot_generated: Gauge<i64, AtomicI64>,
@@ -65,6 +66,7 @@ impl Default for Metrics {
                 ])
             }),
             bytes_sent: Family::default(),
+            sent_from_file: Counter::default(),
             not_modified: Counter::default(),
             snapshot_info: Family::default(),
             snapshot_generated: Gauge::default(),
@@ -91,6 +93,11 @@ impl Default for Metrics {
             "http_response_body_bytes",
             "Response body bytes sent",
             metrics.bytes_sent.clone(),
+        );
+        registry.register(
+            "http_sendfile_bytes",
+            "Snapshot body bytes sent from memory files with sendfile instead of copied",
+            metrics.sent_from_file.clone(),
         );
         registry.register(
             "http_not_modified",
@@ -171,6 +178,13 @@ impl Metrics {
             .observe(seconds);
         if status == 304 {
             self.not_modified.inc();
+        }
+    }
+
+    /// Counts body bytes sent with `sendfile`.
+    pub fn sent_from_file(&self, bytes: usize) {
+        if bytes > 0 {
+            self.sent_from_file.inc_by(bytes as u64);
         }
     }
 

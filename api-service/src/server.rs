@@ -65,6 +65,7 @@ pub async fn serve<E>(
                 }
             },
         };
+        let io = TokioIo::new(route.stream(prepare(stream)));
         let (route, app) = (route.clone(), app.clone());
         let (local, peer) = (local.clone(), RemoteAddr(Addr::SocketAddr(remote)));
         let service = service_fn(move |request: hyper::Request<Incoming>| {
@@ -81,9 +82,7 @@ pub async fn serve<E>(
                 Ok::<_, Infallible>(response.map(BodyEither::Right))
             })
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(prepare(stream)), service)
-            .into_owned();
+        let connection = builder.serve_connection(io, service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

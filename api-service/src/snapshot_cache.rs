@@ -26,6 +26,7 @@ use shared::store::{SnapshotStore, StoreError};
 
 use crate::metrics::Metrics;
 use crate::negotiate::Encoding;
+use crate::zero_copy::{BodyFile, FileRange};
 
 const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
 const VARY: HeaderValue = HeaderValue::from_static("Accept-Encoding");
@@ -39,6 +40,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 pub struct Variant {
     /// Body.
     pub body: Bytes,
+    /// The body again in a sealed in-memory file, sent with `sendfile` (none when the
+    /// kernel refused the file: the body is then copied to the socket).
+    pub file: Option<BodyFile>,
     /// Strong ETag of this encoding.
     pub etag: ETag,
     /// Every header of a 200 with this body.
@@ -116,7 +120,11 @@ impl Snapshot {
                     HeaderValue::from_static(encoding.token()),
                 );
             }
+            let file = BodyFile::new(&body)
+                .inspect_err(|e| tracing::warn!(error = %e, encoding = encoding.token(), "cannot keep the body in a memfd; it will be copied to sockets"))
+                .ok();
             Ok(Variant {
+                file,
                 etag: tag.parse().map_err(|_| header_error())?,
                 ok_headers,
                 not_modified_headers,
@@ -143,6 +151,23 @@ impl Snapshot {
     /// The variant for `encoding`.
     pub fn variant(&self, encoding: Encoding) -> &Variant {
         &self.variants[encoding.index()]
+    }
+
+    /// The file of the body `bytes` lie in, and their offset there, when `bytes` are
+    /// part of one of this snapshot's bodies (told by address: a body's memory is its
+    /// own while the snapshot lives) and that body has a file.
+    pub fn body_file(&self, bytes: &[u8]) -> Option<FileRange<'_>> {
+        let start = bytes.as_ptr() as usize;
+        let end = start + bytes.len();
+        self.variants.iter().find_map(|variant| {
+            let file = variant.file.as_ref()?;
+            let body = variant.body.as_ptr_range();
+            let (body_start, body_end) = (body.start as usize, body.end as usize);
+            (!bytes.is_empty() && body_start <= start && end <= body_end).then(|| FileRange {
+                file,
+                offset: (start - body_start) as u64,
+            })
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use headers::authorization::Bearer;
 use headers::{Authorization, HeaderMapExt};
 use poem::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use tokio::net::TcpStream;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::errors::ApiError;
@@ -21,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::negotiate::{Precondition, negotiate, precondition};
 use crate::observe;
 use crate::snapshot_cache::SnapshotCache;
+use crate::zero_copy::ZeroCopyStream;
 
 /// The route's path.
 pub const PATH: &str = "/api/v4/ofertasws";
@@ -43,6 +45,12 @@ impl SnapshotRoute {
             auth,
             metrics,
         }
+    }
+
+    /// The IO to serve an accepted connection on: it sends this route's bodies from the
+    /// snapshot's files (see [`crate::zero_copy`]).
+    pub fn stream(&self, connection: TcpStream) -> ZeroCopyStream {
+        ZeroCopyStream::new(connection, self.cache.clone(), self.metrics.clone())
     }
 
     /// Whether a request for `method` and `path` is this route's.

@@ -223,6 +223,21 @@ impl Writer {
     }
 }
 
+/// A prefix with a snapshot of `count` offers and an API serving it.
+pub async fn ready_api(count: u64) -> (TestPrefix, Writer, Written, TestApi) {
+    let prefix = TestPrefix::new();
+    let writer = Writer::new(&prefix.0).await;
+    let written = writer.publish(count, false).await;
+    let api = spawn_api(&prefix.0).await;
+    wait_for_version(
+        &api,
+        &written.meta.version,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    (prefix, writer, written, api)
+}
+
 /// Waits until `api` serves `version`.
 pub async fn wait_for_version(api: &TestApi, version: &str, within: std::time::Duration) {
     eventually(within, &format!("the API to serve {version}"), || async {

@@ -7,3 +7,4 @@ mod operations;
 mod refresh;
 mod serving;
 mod sync;
+mod zero_copy;

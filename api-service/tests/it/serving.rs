@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-async fn get(api: &TestApi, headers: &[(&str, &str)]) -> Response {
+pub async fn get(api: &TestApi, headers: &[(&str, &str)]) -> Response {
     let mut request = http()
         .get(api.url("/api/v4/ofertasws"))
         .header("authorization", bearer(&user_token()));
@@ -23,15 +23,6 @@ fn header(response: &Response, name: &str) -> Option<String> {
         .headers()
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
-}
-
-async fn ready_api(count: u64) -> (TestPrefix, Writer, Written, TestApi) {
-    let prefix = TestPrefix::new();
-    let writer = Writer::new(&prefix.0).await;
-    let written = writer.publish(count, false).await;
-    let api = spawn_api(&prefix.0).await;
-    wait_for_version(&api, &written.meta.version, Duration::from_secs(5)).await;
-    (prefix, writer, written, api)
 }
 
 #[tokio::test]
