@@ -4,8 +4,10 @@
 # Builds the release binaries, publishes a 7,000-offer snapshot (scripts/seed.sql) into a
 # private Redis prefix, starts api-service and an nginx (config generated into a temp dir)
 # serving the very same gzip body, drives both with wrk on loopback — the 200 path and
-# the 304 path — and prints requests/s, p99 latency and the ratio api ÷ nginx, plus the
-# api-service peak RSS. Every api-service request carries a valid JWT.
+# the 304 path — and prints requests/s, p99 latency, the ratio api ÷ nginx, and the CPU
+# time each server used per request (user + system, from /proc/PID/stat: the api-service
+# process, nginx's worker processes), plus the api-service peak RSS. Every api-service
+# request carries a valid JWT.
 #
 # Client and servers share the machine's cores, so one run of a few seconds can be off by
 # 10-20 % either way. The two servers are therefore measured in ROUNDS rounds, back to
@@ -100,37 +102,58 @@ nginx_len=$(curl -sf -H 'Accept-Encoding: gzip' "http://127.0.0.1:$nginx_port/of
 [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $nginx_etag" -H 'Accept-Encoding: gzip' "http://127.0.0.1:$nginx_port/ofertasws.json")" == 304 ]] || die "nginx does not answer 304"
 [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" -H "If-None-Match: $api_etag" -H 'Accept-Encoding: gzip' "http://$API_BIND/api/v4/ofertasws")" == 304 ]] || die "api-service does not answer 304"
 
-# run NAME URL [HEADER...]: prints "requests_per_second p99_ms non_2xx_3xx"
+# cpu_ticks PID...: clock ticks of user + system time the processes have used so far.
+cpu_ticks() {
+  local pid total=0 fields
+  for pid in "$@"; do
+    read -r -a fields <"/proc/$pid/stat"
+    total=$((total + fields[13] + fields[14]))
+  done
+  echo "$total"
+}
+
+# run URL PIDS [HEADER...]: one wrk run against the server made of the processes PIDS
+# (space-separated); prints "requests_per_second p99_ms non_2xx_3xx cpu_us_per_request".
 run() {
-  local url="$1"; shift
+  local url="$1" pids
+  read -r -a pids <<<"$2"
+  shift 2
   local args=() header
   for header in "$@"; do args+=(-H "$header"); done
-  local out
+  local out before after
+  before=$(cpu_ticks "${pids[@]}")
   out=$(wrk -t2 -c"$connections" -d"${duration}s" --latency "${args[@]}" "$url")
-  local rps p99 errors
+  after=$(cpu_ticks "${pids[@]}")
+  local rps p99 errors requests cpu
   rps=$(awk '/^Requests\/sec:/{print $2}' <<<"$out")
+  requests=$(awk '/requests in/{print $1}' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
   p99=$(awk '$1=="99%"{v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
   errors=$(awk '/Non-2xx or 3xx responses:/{print $5}' <<<"$out")
-  echo "$rps $p99 ${errors:-0}"
+  echo "$rps $p99 ${errors:-0} $cpu"
 }
 
 raw="$ROOT/.local/bench/serve.csv"
 mkdir -p "$(dirname "$raw")"
-echo "path,round,server,requests_per_second,p99_ms,errors" >"$raw"
+echo "path,round,server,requests_per_second,p99_ms,errors,cpu_us_per_request" >"$raw"
 echo "snapshot: $(curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws/meta")"
 echo "gzip body: $api_len bytes; wrk -t2 -c$connections -d${duration}s on loopback, $rounds rounds; $(nproc) cores shared by client and server"
 
-# measure PATH SERVER: one wrk run; prints "requests_per_second p99_ms errors".
+nginx_workers=$(pgrep -d' ' -P "$(cat "$work/nginx.pid")")
+
+# measure PATH SERVER: one wrk run; prints what `run` prints.
 measure() {
-  local path="$1" server="$2" url headers
+  local path="$1" server="$2" url pids headers
   if [[ $server == nginx ]]; then
-    url="http://127.0.0.1:$nginx_port/ofertasws.json"; headers=('Accept-Encoding: gzip')
+    url="http://127.0.0.1:$nginx_port/ofertasws.json"; pids="$nginx_workers"
+    headers=('Accept-Encoding: gzip')
     [[ $path == 304 ]] && headers+=("If-None-Match: $nginx_etag")
   else
-    url="http://$API_BIND/api/v4/ofertasws"; headers=("$auth" 'Accept-Encoding: gzip')
+    url="http://$API_BIND/api/v4/ofertasws"; pids="$api_pid"
+    headers=("$auth" 'Accept-Encoding: gzip')
     [[ $path == 304 ]] && headers+=("If-None-Match: $api_etag")
   fi
-  run "$url" "${headers[@]}"
+  run "$url" "$pids" "${headers[@]}"
 }
 
 # median: the median of the numbers on stdin.
@@ -138,28 +161,29 @@ median() {
   sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
 }
 
-printf '%-6s %-6s %-7s %12s %10s %8s\n' path round server "requests/s" "p99 ms" errors
+printf '%-6s %-6s %-7s %12s %10s %8s %12s\n' path round server "requests/s" "p99 ms" errors "cpu µs/req"
 for path in 200 304; do
   for ((round = 1; round <= rounds; round++)); do
     order=(nginx api)
     ((round % 2)) || order=(api nginx)
     for server in "${order[@]}"; do
-      read -r rps p99 errors < <(measure "$path" "$server")
-      printf '%-6s %-6s %-7s %12s %10s %8s\n' "$path" "$round" "$server" "$rps" "$p99" "$errors"
-      echo "$path,$round,$server,$rps,$p99,$errors" >>"$raw"
+      read -r rps p99 errors cpu < <(measure "$path" "$server")
+      printf '%-6s %-6s %-7s %12s %10s %8s %12s\n' "$path" "$round" "$server" "$rps" "$p99" "$errors" "$cpu"
+      echo "$path,$round,$server,$rps,$p99,$errors,$cpu" >>"$raw"
     done
   done
 done
 
-column() { awk -F, -v p="$1" -v s="$2" -v c="$3" '$1==p && $3==s {print $c}' "$raw"; }
+field() { awk -F, -v p="$1" -v s="$2" -v c="$3" '$1==p && $3==s {print $c}' "$raw"; }
 echo
 echo "medians over $rounds rounds:"
-printf '%-6s %14s %14s %12s %14s %14s\n' path "nginx req/s" "api req/s" "api÷nginx" "nginx p99 ms" "api p99 ms"
+printf '%-6s %12s %12s %10s %13s %11s %16s %14s\n' path "nginx req/s" "api req/s" "api÷nginx" "nginx p99 ms" "api p99 ms" "nginx cpu µs/req" "api cpu µs/req"
 for path in 200 304; do
-  ratio=$(paste -d' ' <(column "$path" api 4) <(column "$path" nginx 4) | awk '{printf "%.3f\n", $1/$2}' | median)
-  printf '%-6s %14s %14s %12s %14s %14s\n' "$path" \
-    "$(column "$path" nginx 4 | median)" "$(column "$path" api 4 | median)" "$ratio" \
-    "$(column "$path" nginx 5 | median)" "$(column "$path" api 5 | median)"
+  ratio=$(paste -d' ' <(field "$path" api 4) <(field "$path" nginx 4) | awk '{printf "%.3f\n", $1/$2}' | median)
+  printf '%-6s %12s %12s %10s %13s %11s %16s %14s\n' "$path" \
+    "$(field "$path" nginx 4 | median)" "$(field "$path" api 4 | median)" "$ratio" \
+    "$(field "$path" nginx 5 | median)" "$(field "$path" api 5 | median)" \
+    "$(field "$path" nginx 7 | median)" "$(field "$path" api 7 | median)"
 done
 peak=$(awk '/VmHWM/{print $2}' "/proc/$api_pid/status")
 echo "api-service peak RSS: $((peak / 1024)) MiB (VmHWM $peak kB)"

@@ -18,7 +18,7 @@ use futures_util::future::{Either, ready};
 use http_body_util::{Either as BodyEither, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::http::uri::Scheme;
@@ -51,8 +51,9 @@ pub async fn serve<E>(
             .local_addr()
             .map_or(Addr::Custom("tcp", "".into()), Addr::SocketAddr),
     );
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
+    // No header-read timer: it would also close keep-alive connections idle for 30 s,
+    // racing the load balancer in front, which owns idle and slow-client timeouts.
+    let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, remote) = tokio::select! {

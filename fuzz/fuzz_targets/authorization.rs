@@ -1,6 +1,8 @@
-//! The `Authorization` header as the API reads it: poem-openapi's `Bearer` extractor (the
-//! `BearerAuth` security scheme of `api_service::routes`) and
-//! `api_service::auth::Authenticator::verify`.
+//! The `Authorization` header as the API reads it: the `headers` crate's
+//! `Authorization<Bearer>`, through poem-openapi's `Bearer` extractor (the `BearerAuth`
+//! security scheme of `api_service::routes`; `api_service::snapshot_route` reads the same
+//! typed header), and `api_service::auth::Authenticator::verify` with its cache of verified
+//! tokens (a token verified twice below is a cache hit the second time when it passed).
 //!
 //! The input's first byte picks the mode, so seed files stay readable text:
 //! - `0` + bytes: a raw `Authorization` header value. Whatever it is, the extracted token
