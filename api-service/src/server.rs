@@ -3,8 +3,9 @@
 //! poem's own `Server` wraps every connection in a boxed stream without vectored writes,
 //! so hyper copies each response body into its write buffer before sending it. For a
 //! 258 KB snapshot that copy was the largest cost of a request, and the buffer stayed
-//! allocated per connection. Serving the `TcpStream` here lets hyper hand the snapshot's
-//! `Bytes` to `writev` as they are.
+//! allocated per connection. Serving the connection here lets hyper hand bodies to
+//! vectored writes as they are, and [`crate::zero_copy`] send the snapshot's with
+//! `sendfile`.
 //!
 //! Requests for the snapshot itself are answered by [`SnapshotRoute`] straight from the
 //! request head; every other request goes to the poem endpoint.
