@@ -79,10 +79,12 @@ pub async fn serve<E>(
             }
             let app = app.clone();
             let request = poem::Request::from((request, local.clone(), peer.clone(), Scheme::HTTP));
-            Either::Right(async move {
+            // Boxed: hyper stores each request's future in place, and poem's is kilobytes,
+            // which every snapshot request would otherwise pay for in copying.
+            Either::Right(Box::pin(async move {
                 let response = hyper::Response::from(app.get_response(request).await);
                 Ok::<_, Infallible>(response.map(BodyEither::Right))
-            })
+            }))
         });
         let connection = builder.serve_connection(io, service).into_owned();
         let connection = graceful.watch(connection);

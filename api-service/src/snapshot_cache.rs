@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
-use headers::ETag;
 use memmap2::MmapMut;
 use poem::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tokio::sync::broadcast;
@@ -26,7 +25,7 @@ use shared::snapshot::SnapshotMeta;
 use shared::store::{SnapshotStore, StoreError};
 
 use crate::metrics::Metrics;
-use crate::negotiate::Encoding;
+use crate::negotiate::{Encoding, EntityTags};
 use crate::zero_copy::{BodyFile, FileRange};
 
 const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
@@ -44,8 +43,6 @@ pub struct Variant {
     /// The body again in a sealed in-memory file, sent with `sendfile` (none when the
     /// kernel refused the file: the body is then copied to the socket).
     pub file: Option<BodyFile>,
-    /// Strong ETag of this encoding.
-    pub etag: ETag,
     /// Every header of a 200 with this body.
     pub ok_headers: HeaderMap,
     /// Every header of a 304 to a request that negotiated this encoding.
@@ -59,7 +56,7 @@ pub struct Snapshot {
     /// zstd, gzip, identity — indexed by [`Encoding::index`].
     pub variants: [Variant; 3],
     /// Every variant's ETag, for `If-None-Match`.
-    pub etags: [ETag; 3],
+    pub tags: EntityTags,
     /// `generated_at` as a `SystemTime`, for `If-Modified-Since`.
     pub modified: SystemTime,
 }
@@ -109,12 +106,16 @@ impl Snapshot {
         let last_modified = HeaderValue::from_str(&httpdate::fmt_http_date(modified))
             .map_err(|_| header_error())?;
         let count = HeaderValue::from(meta.count);
+        let mut etags = Vec::with_capacity(Encoding::PREFERENCE.len());
+        for encoding in Encoding::PREFERENCE {
+            let tag = HeaderValue::try_from(etag_for(&meta.version, encoding));
+            etags.push(tag.map_err(|_| header_error())?);
+        }
         let variant = |encoding: Encoding, body: Bytes| -> Result<Variant, LoadError> {
-            let tag = etag_for(&meta.version, encoding);
-            let etag = HeaderValue::from_str(&tag).map_err(|_| header_error())?;
+            let etag = etags[encoding.index()].clone();
             let mut not_modified_headers = HeaderMap::with_capacity(4);
             not_modified_headers.insert(header::VARY, VARY);
-            not_modified_headers.insert(header::ETAG, etag.clone());
+            not_modified_headers.insert(header::ETAG, etag);
             not_modified_headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
             not_modified_headers.insert(header::LAST_MODIFIED, last_modified.clone());
             let mut ok_headers = not_modified_headers.clone();
@@ -133,7 +134,6 @@ impl Snapshot {
                 .ok();
             Ok(Variant {
                 file,
-                etag: tag.parse().map_err(|_| header_error())?,
                 ok_headers,
                 not_modified_headers,
                 body,
@@ -145,11 +145,7 @@ impl Snapshot {
             variant(Encoding::Identity, identity)?,
         ];
         Ok(Self {
-            etags: [
-                variants[0].etag.clone(),
-                variants[1].etag.clone(),
-                variants[2].etag.clone(),
-            ],
+            tags: EntityTags::new(etags).ok_or_else(header_error)?,
             variants,
             modified,
             meta,
@@ -226,6 +222,13 @@ impl SnapshotCache {
     /// The snapshot being served, if any.
     pub fn current(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// The snapshot being served, borrowed for the moment: unlike [`Self::current`] it
+    /// touches no reference count that every request thread shares, so the hot path
+    /// uses it. Keep it briefly (a thread has few fast guards).
+    pub fn load(&self) -> arc_swap::Guard<Option<Arc<Snapshot>>> {
+        self.current.load()
     }
 
     /// The store (for publishing refresh requests).

@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::errors::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteMetrics};
 use crate::negotiate::{Precondition, negotiate, precondition};
 use crate::observe;
 use crate::snapshot_cache::SnapshotCache;
@@ -26,6 +26,15 @@ use crate::zero_copy::ZeroCopyStream;
 
 /// The route's path.
 pub const PATH: &str = "/api/v4/ofertasws";
+
+/// The (status, encoding label) pairs of nearly every response of the route: 200 in each
+/// encoding, and 304 (no body, so no encoding).
+const COMMON_RESPONSES: [(u16, &str); 4] = [
+    (200, "zstd"),
+    (200, "gzip"),
+    (200, "identity"),
+    (304, "identity"),
+];
 
 /// Seconds a client is told to wait when no snapshot is loaded yet.
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -35,12 +44,14 @@ pub struct SnapshotRoute {
     cache: Arc<SnapshotCache>,
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
+    route_metrics: RouteMetrics,
 }
 
 impl SnapshotRoute {
     /// The route over `cache`, checking tokens with `auth` and counting in `metrics`.
     pub fn new(cache: Arc<SnapshotCache>, auth: Arc<Authenticator>, metrics: Arc<Metrics>) -> Self {
         Self {
+            route_metrics: metrics.route(PATH, &COMMON_RESPONSES),
             cache,
             auth,
             metrics,
@@ -75,8 +86,8 @@ impl SnapshotRoute {
         } else {
             response.body().len() as u64
         };
-        self.metrics.observe(
-            PATH,
+        self.metrics.observe_route(
+            &self.route_metrics,
             status,
             observe::encoding_label(response.headers()),
             body_bytes,
@@ -98,7 +109,8 @@ impl SnapshotRoute {
 /// ours, 503 before the first snapshot. Bodies and headers are the snapshot's own, so
 /// this copies no body and formats nothing.
 pub fn reply(cache: &SnapshotCache, headers: &HeaderMap) -> Response<Bytes> {
-    let Some(snapshot) = cache.current() else {
+    let snapshot = cache.load();
+    let Some(snapshot) = snapshot.as_deref() else {
         let mut response = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_snapshot",
@@ -122,7 +134,7 @@ pub fn reply(cache: &SnapshotCache, headers: &HeaderMap) -> Response<Bytes> {
         .response();
     };
     let variant = snapshot.variant(encoding);
-    let (status, headers, body) = match precondition(headers, &snapshot.etags, snapshot.modified) {
+    let (status, headers, body) = match precondition(headers, &snapshot.tags, snapshot.modified) {
         Precondition::NotModified => (
             StatusCode::NOT_MODIFIED,
             variant.not_modified_headers.clone(),

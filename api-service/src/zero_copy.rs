@@ -101,7 +101,7 @@ impl AsyncWrite for ZeroCopyStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let snapshot = this.cache.current();
+        let snapshot = this.cache.load();
         let found = snapshot.as_deref().and_then(|snapshot| {
             bufs.iter()
                 .enumerate()

@@ -10,8 +10,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use api_service::negotiate::{Precondition, precondition};
-use headers::ETag;
+use api_service::negotiate::{EntityTags, Precondition, precondition};
 use libfuzzer_sys::fuzz_target;
 use poem::http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use poem::http::{HeaderMap, HeaderValue};
@@ -23,8 +22,9 @@ const TAGS: [&str; 3] = [
     "\"7-3fa2b1c49d0e-zstd\"",
 ];
 
-static ETAGS: LazyLock<Vec<ETag>> =
-    LazyLock::new(|| TAGS.iter().map(|t| t.parse().expect("valid tag")).collect());
+static ETAGS: LazyLock<EntityTags> = LazyLock::new(|| {
+    EntityTags::new(TAGS.iter().map(|t| HeaderValue::from_static(t)).collect()).expect("valid tags")
+});
 
 /// The input, decoded from bytes laid out so seed files are easy to write:
 /// `[flags][modified: u32 big-endian][If-None-Match]\n[If-Modified-Since]`. Flag bit 0:

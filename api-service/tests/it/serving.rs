@@ -275,3 +275,84 @@ async fn a_corrupt_body_is_refused_and_the_previous_snapshot_kept() {
             .contains("ofertasws_snapshot_rejected_total 1")
     );
 }
+
+/// The value of the `/metrics` sample `series` (name and labels exactly), if exported.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+#[tokio::test]
+async fn snapshot_responses_are_counted_by_status_and_encoding() {
+    let (_prefix, _writer, written, api) = ready_api(30).await;
+    let ok = get(&api, &[("accept-encoding", "gzip")]).await;
+    assert_eq!(ok.status().as_u16(), 200);
+    let gzip_bytes: f64 = header(&ok, "content-length").unwrap().parse().unwrap();
+    assert!(ok.bytes().await.unwrap().len() as f64 == gzip_bytes);
+    let revalidation = get(
+        &api,
+        &[
+            ("accept-encoding", "gzip"),
+            (
+                "if-none-match",
+                &format!("\"{}-gzip\"", written.meta.version),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(revalidation.status().as_u16(), 304);
+    let head = http()
+        .head(api.url("/api/v4/ofertasws"))
+        .header("authorization", bearer(&user_token()))
+        .header("accept-encoding", "zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    let refused = http()
+        .get(api.url("/api/v4/ofertasws"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+
+    let metrics = get_text(&api, "/metrics").await;
+    let route = "route=\"/api/v4/ofertasws\"";
+    for (status, encoding, requests, bytes) in [
+        (200, "gzip", 1.0, Some(gzip_bytes)),
+        (200, "zstd", 1.0, Some(0.0)),
+        (200, "identity", 0.0, Some(0.0)),
+        (304, "identity", 1.0, Some(0.0)),
+        (401, "identity", 1.0, None),
+    ] {
+        let labels = format!("{{{route},status=\"{status}\",encoding=\"{encoding}\"}}");
+        assert_eq!(
+            sample(&metrics, &format!("ofertasws_http_requests_total{labels}")),
+            Some(requests),
+            "requests {labels} in:\n{metrics}"
+        );
+        if let Some(bytes) = bytes {
+            assert_eq!(
+                sample(
+                    &metrics,
+                    &format!("ofertasws_http_response_body_bytes_total{labels}")
+                ),
+                Some(bytes),
+                "body bytes {labels}"
+            );
+        }
+    }
+    assert_eq!(
+        sample(&metrics, "ofertasws_http_not_modified_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("ofertasws_http_request_duration_seconds_count{{{route}}}")
+        ),
+        Some(4.0)
+    );
+}
