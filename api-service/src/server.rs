@@ -79,8 +79,8 @@ pub async fn serve<E>(
             }
             let app = app.clone();
             let request = poem::Request::from((request, local.clone(), peer.clone(), Scheme::HTTP));
-            // Boxed: hyper stores each request's future in place, and poem's is kilobytes,
-            // which every snapshot request would otherwise pay for in copying.
+            // Boxed: hyper stores each request's future in place, sized for the larger
+            // branch, and poem's is large; unboxed, every snapshot request copied it.
             Either::Right(Box::pin(async move {
                 let response = hyper::Response::from(app.get_response(request).await);
                 Ok::<_, Infallible>(response.map(BodyEither::Right))

@@ -18,6 +18,16 @@ pub async fn get(api: &TestApi, headers: &[(&str, &str)]) -> Response {
     request.send().await.unwrap()
 }
 
+async fn head(api: &TestApi, accept_encoding: &str) -> Response {
+    http()
+        .head(api.url("/api/v4/ofertasws"))
+        .header("authorization", bearer(&user_token()))
+        .header("accept-encoding", accept_encoding)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn header(response: &Response, name: &str) -> Option<String> {
     response
         .headers()
@@ -159,13 +169,7 @@ async fn conditional_requests_answer_304_for_any_encoding_of_the_current_snapsho
 async fn head_has_the_get_headers_and_no_body() {
     let (_prefix, _writer, written, api) = ready_api(12).await;
     let get = get(&api, &[("accept-encoding", "gzip")]).await;
-    let head = http()
-        .head(api.url("/api/v4/ofertasws"))
-        .header("authorization", bearer(&user_token()))
-        .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+    let head = head(&api, "gzip").await;
     assert_eq!(head.status().as_u16(), 200);
     for name in [
         "etag",
@@ -303,14 +307,7 @@ async fn snapshot_responses_are_counted_by_status_and_encoding() {
     )
     .await;
     assert_eq!(revalidation.status().as_u16(), 304);
-    let head = http()
-        .head(api.url("/api/v4/ofertasws"))
-        .header("authorization", bearer(&user_token()))
-        .header("accept-encoding", "zstd")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head(&api, "zstd").await.status().as_u16(), 200);
     let refused = http()
         .get(api.url("/api/v4/ofertasws"))
         .send()
