@@ -24,11 +24,14 @@ async fn postgres_stopped_during_a_refresh_keeps_the_snapshot_retries_and_record
     let blocker = stack.block_offers_table().await;
     assert_eq!(stack.publish(r#"{"request_id":"pg-down"}"#).await, 1);
     stack.wait_for_lock().await;
-    let stopped_at = Utc::now();
     let cluster = stack.pg.clone();
     tokio::task::spawn_blocking(move || cluster.stop())
         .await
         .unwrap();
+    // Taken once Postgres is down, not when the lock is seen: the refresher reads its
+    // clock just after its SET returns, which on a busy machine can be after this
+    // process already saw the key.
+    let stopped_at = Utc::now();
     drop(blocker);
 
     // Retried with backoff while Postgres stays down, then failed; nothing the API
