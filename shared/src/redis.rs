@@ -83,3 +83,20 @@ pub fn subscriber(settings: &RedisSettings, start: Start) -> Result<SubscriberCl
 pub async fn connect<C: ClientLike>(client: &C) -> Result<(), fred::error::Error> {
     client.init().await.map(drop)
 }
+
+/// Publishes `payload` on `channel` and returns how many subscribers received it.
+///
+/// Every publish of the services goes through here, so the count means the same on
+/// every topology: on a single server or a Sentinel group it is `PUBLISH`'s reply.
+///
+/// # Errors
+/// The Redis error when the message cannot be published.
+pub async fn publish(
+    client: &Client,
+    channel: &str,
+    payload: String,
+) -> Result<u64, fred::error::Error> {
+    use fred::prelude::PubsubInterface;
+    let receivers: i64 = client.publish(channel, payload).await?;
+    Ok(receivers.max(0) as u64)
+}
