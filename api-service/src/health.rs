@@ -8,7 +8,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::errors::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
-use crate::snapshot_cache::SnapshotCache;
+use crate::sealed::BodyFiles;
+use crate::snapshot::CurrentSnapshot;
 
 /// Liveness report.
 #[derive(Object)]
@@ -27,6 +28,10 @@ pub struct Health {
     /// Resident memory of the process.
     #[oai(nullable)]
     pub rss_bytes: Option<u64>,
+    /// Memory the kernel charges the process: resident memory without shared pages plus
+    /// the snapshot bodies, held in memfds (which `rss_bytes` counts only where touched).
+    #[oai(nullable)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// Readiness report.
@@ -52,17 +57,11 @@ pub enum ReadyResponse {
 /// Operational endpoints.
 pub struct HealthApi {
     /// The snapshot served.
-    pub cache: Arc<SnapshotCache>,
+    pub current: Arc<CurrentSnapshot>,
+    /// Where its bodies are held.
+    pub files: Arc<BodyFiles>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
-}
-
-impl HealthApi {
-    fn snapshot_age(&self) -> Option<f64> {
-        self.cache.current().map(|s| {
-            ((chrono::Utc::now() - s.meta.generated_at).num_milliseconds() as f64 / 1000.0).max(0.0)
-        })
-    }
 }
 
 #[OpenApi]
@@ -72,20 +71,26 @@ impl HealthApi {
     async fn health(&self) -> Json<Health> {
         Json(Health {
             status: "ok".to_owned(),
-            redis: if self.cache.redis_up() { "up" } else { "down" }.to_owned(),
-            snapshot_version: self.cache.current().map(|s| s.meta.version.clone()),
-            snapshot_age_seconds: self.snapshot_age(),
+            redis: if self.current.redis_up() {
+                "up"
+            } else {
+                "down"
+            }
+            .to_owned(),
+            snapshot_version: self.current.version(),
+            snapshot_age_seconds: self.current.age_seconds(),
             rss_bytes: shared::memory::rss_bytes(),
+            memory_bytes: self.files.charged_memory(),
         })
     }
 
     /// Readiness: 200 once a snapshot is held, else 503.
     #[oai(path = "/ready", method = "get")]
     async fn ready(&self) -> ReadyResponse {
-        match self.cache.current() {
-            Some(snapshot) => ReadyResponse::Ready(Json(Ready {
+        match self.current.version() {
+            Some(version) => ReadyResponse::Ready(Json(Ready {
                 status: "ready".to_owned(),
-                version: snapshot.meta.version.clone(),
+                version,
             })),
             None => ReadyResponse::NotReady(Json(
                 ApiError::new(
@@ -101,9 +106,10 @@ impl HealthApi {
     /// Prometheus metrics (text exposition format).
     #[oai(path = "/metrics", method = "get")]
     async fn metrics(&self) -> PlainText<String> {
-        PlainText(
-            self.metrics
-                .render(self.snapshot_age(), self.cache.redis_up()),
-        )
+        PlainText(self.metrics.render(
+            self.current.age_seconds(),
+            self.current.redis_up(),
+            self.files.charged_memory(),
+        ))
     }
 }

@@ -52,6 +52,7 @@ pub struct Metrics {
     reconnects: Counter,
     redis_up: Gauge,
     rss: Gauge,
+    memory: Gauge,
 }
 
 impl Default for Metrics {
@@ -77,6 +78,7 @@ impl Default for Metrics {
             reconnects: Counter::default(),
             redis_up: Gauge::default(),
             rss: Gauge::default(),
+            memory: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,6 +150,11 @@ impl Default for Metrics {
             "process_resident_memory_bytes",
             "Resident set size",
             metrics.rss.clone(),
+        );
+        registry.register(
+            "process_memory_bytes",
+            "Memory the kernel charges the process: resident memory without shared pages, plus the snapshot bodies held in memfds",
+            metrics.memory.clone(),
         );
         Self {
             registry,
@@ -295,11 +302,17 @@ impl Metrics {
     }
 
     /// Refreshes the point-in-time gauges and renders the text exposition.
-    pub fn render(&self, snapshot_age_seconds: Option<f64>, redis_up: bool) -> String {
+    pub fn render(
+        &self,
+        snapshot_age_seconds: Option<f64>,
+        redis_up: bool,
+        memory_bytes: Option<u64>,
+    ) -> String {
         self.snapshot_age.set(snapshot_age_seconds.unwrap_or(0.0));
         self.redis_up.set(i64::from(redis_up));
         self.rss
             .set(shared::memory::rss_bytes().unwrap_or(0) as i64);
+        self.memory.set(memory_bytes.unwrap_or(0) as i64);
         let mut out = String::with_capacity(8 * 1024);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -10,42 +10,19 @@ use poem::{Endpoint, Request, Response};
 use tracing::{Instrument, Span, field::Empty};
 
 use crate::metrics::Metrics;
-
-/// Route template used as the metrics label for `path`.
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/api/v4/ofertasws" => "/api/v4/ofertasws",
-        "/api/v4/ofertasws/meta" => "/api/v4/ofertasws/meta",
-        "/api/v4/ofertasws/refresh" => "/api/v4/ofertasws/refresh",
-        "/health" => "/health",
-        "/ready" => "/ready",
-        "/metrics" => "/metrics",
-        "/openapi.json" => "/openapi.json",
-        p if p.starts_with("/docs") => "/docs",
-        _ => "other",
-    }
-}
-
-/// Methods a route answers, for the `Allow` header of a 405.
-fn allowed_methods(route: &'static str) -> Option<&'static str> {
-    match route {
-        "/api/v4/ofertasws/refresh" => Some("POST"),
-        "other" => None,
-        _ => Some("GET, HEAD"),
-    }
-}
+use crate::route_table::Route;
 
 /// The span of one request, continuing the caller's `traceparent`; none (free) when
 /// traces are not exported, so the hot path pays nothing for tracing.
-pub fn request_span(method: &Method, headers: &HeaderMap, route: &'static str) -> Span {
+pub fn request_span(method: &Method, headers: &HeaderMap, route: Route) -> Span {
     if !shared::telemetry::exporting() {
         return Span::none();
     }
     let span = tracing::info_span!(
         "http.request",
-        otel.name = format!("{method} {route}"),
+        otel.name = format!("{method} {}", route.label()),
         http.request.method = %method,
-        http.route = route,
+        http.route = route.label(),
         http.response.status_code = Empty,
     );
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
@@ -73,13 +50,13 @@ pub async fn counted<E: Endpoint>(
     req: Request,
 ) -> poem::Result<Response> {
     let started = Instant::now();
-    let route = route_label(req.uri().path());
+    let route = Route::of(req.uri().path());
     let head = req.method() == Method::HEAD;
     let span = request_span(req.method(), req.headers(), route);
     let mut response = endpoint.get_response(req).instrument(span.clone()).await;
     span.record("http.response.status_code", response.status().as_u16());
     if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = allowed_methods(route)
+        && let Some(allow) = route.allow()
     {
         response
             .headers_mut()
@@ -96,7 +73,7 @@ pub async fn counted<E: Endpoint>(
             .unwrap_or(0)
     };
     metrics.observe(
-        route,
+        route.label(),
         response.status().as_u16(),
         encoding_label(response.headers()),
         bytes,

@@ -1,18 +1,30 @@
 //! `POST /api/v4/ofertasws/refresh`: publish a request on `P:refresh` and, by default,
 //! wait for its outcome event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::PubsubInterface;
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use shared::events::{RefreshOutcome, RefreshRequest, RefreshStatus};
+use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus};
+use shared::store::SnapshotStore;
 
 use crate::errors::{ApiError, ErrorBody};
-use crate::snapshot_cache::SnapshotCache;
+
+/// What a refresh request needs: Redis (to publish and to read a kept outcome) and the
+/// events this replica reads from `P:events`.
+#[derive(Clone)]
+pub struct RefreshRequests {
+    /// Redis, through the snapshot store's client and names.
+    pub store: SnapshotStore,
+    /// Events read from `P:events` by the snapshot synchronisation.
+    pub events: broadcast::Sender<Arc<Event>>,
+}
 
 /// How often a waiting refresh request also looks for its kept outcome in Redis.
 const RECALL_EVERY: Duration = Duration::from_secs(1);
@@ -101,12 +113,12 @@ fn result(request_id: String, outcome: &RefreshOutcome) -> RefreshResult {
 /// Publishes a refresh request from `requested_by` and, with `wait`, waits up to
 /// `timeout` for its outcome (subscribing before publishing, so it cannot be missed).
 pub async fn request_refresh(
-    cache: &SnapshotCache,
+    requests: &RefreshRequests,
     requested_by: Option<&str>,
     wait: bool,
     timeout: Duration,
 ) -> RefreshReply {
-    let mut events = cache.subscribe_events();
+    let mut events = requests.events.subscribe();
     let request_id = uuid::Uuid::new_v4().to_string();
     let request = RefreshRequest {
         request_id: Some(request_id.clone()),
@@ -116,8 +128,8 @@ pub async fn request_refresh(
         traceparent: shared::telemetry::traceparent(),
     };
     let payload = serde_json::to_string(&request).unwrap_or_default();
-    let channel = cache.store().keys().refresh_channel();
-    let receivers: i64 = match cache.store().client().publish(channel, payload).await {
+    let channel = requests.store.keys().refresh_channel();
+    let receivers: i64 = match requests.store.client().publish(channel, payload).await {
         Ok(receivers) => receivers,
         Err(e) => {
             tracing::warn!(error = %e, "cannot publish a refresh request");
@@ -160,7 +172,7 @@ pub async fn request_refresh(
                     Err(RecvError::Closed) => return None,
                 },
                 _ = recall.tick() => {
-                    if let Ok(Some(event)) = cache.store().recall_outcome(&request_id).await
+                    if let Ok(Some(event)) = requests.store.recall_outcome(&request_id).await
                         && let Some(outcome) = event.outcome()
                     {
                         return Some(outcome.clone());

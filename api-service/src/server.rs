@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, ready};
-use http_body_util::{Either as BodyEither, Full};
+use http_body_util::Either as BodyEither;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -73,9 +73,7 @@ pub async fn serve<E>(
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             if SnapshotRoute::handles(request.method(), request.uri().path()) {
                 let response = route.serve(request.method(), request.headers());
-                return Either::Left(ready(Ok(
-                    response.map(|body| BodyEither::Left(Full::new(body)))
-                )));
+                return Either::Left(ready(Ok(response.map(BodyEither::Left))));
             }
             let app = app.clone();
             let request = poem::Request::from((request, local.clone(), peer.clone(), Scheme::HTTP));

@@ -2,15 +2,13 @@
 //! request head alone.
 //!
 //! [`crate::server`] hands such requests to [`SnapshotRoute::serve`] before poem's router
-//! and middleware, which cost more per request than everything this route does.
-//! [`reply`] is the whole response logic; the poem-openapi operations in [`crate::routes`]
-//! declare the route in the OpenAPI document and answer through the same [`reply`] when
-//! a request reaches poem instead.
+//! and middleware, which cost more per request than everything this route does; this is
+//! the route's only implementation. [`crate::snapshot_doc`] declares it in the OpenAPI
+//! document, and a test checks the declaration against what this answers.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use headers::authorization::Bearer;
 use headers::{Authorization, HeaderMapExt};
 use poem::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
@@ -21,11 +19,11 @@ use crate::errors::ApiError;
 use crate::metrics::{Metrics, RouteMetrics};
 use crate::negotiate::{Precondition, negotiate, precondition};
 use crate::observe;
-use crate::snapshot_cache::SnapshotCache;
+use crate::route_table::{Route, SNAPSHOT_PATH};
+use crate::sealed::BodyFiles;
+use crate::snapshot::CurrentSnapshot;
+use crate::snapshot::body::SnapshotBody;
 use crate::zero_copy::ZeroCopyStream;
-
-/// The route's path.
-pub const PATH: &str = "/api/v4/ofertasws";
 
 /// The (status, encoding label) pairs of nearly every response of the route: 200 in each
 /// encoding, and 304 (no body, so no encoding).
@@ -41,18 +39,26 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// The snapshot route with what it needs to answer on its own.
 pub struct SnapshotRoute {
-    cache: Arc<SnapshotCache>,
+    current: Arc<CurrentSnapshot>,
+    files: Arc<BodyFiles>,
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
     route_metrics: RouteMetrics,
 }
 
 impl SnapshotRoute {
-    /// The route over `cache`, checking tokens with `auth` and counting in `metrics`.
-    pub fn new(cache: Arc<SnapshotCache>, auth: Arc<Authenticator>, metrics: Arc<Metrics>) -> Self {
+    /// The route serving `current` (bodies held in `files`), checking tokens with `auth`
+    /// and counting in `metrics`.
+    pub fn new(
+        current: Arc<CurrentSnapshot>,
+        files: Arc<BodyFiles>,
+        auth: Arc<Authenticator>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
-            route_metrics: metrics.route(PATH, &COMMON_RESPONSES),
-            cache,
+            route_metrics: metrics.route(Route::Snapshot.label(), &COMMON_RESPONSES),
+            current,
+            files,
             auth,
             metrics,
         }
@@ -61,30 +67,35 @@ impl SnapshotRoute {
     /// The IO to serve an accepted connection on: it sends this route's bodies from the
     /// snapshot's files (see [`crate::zero_copy`]).
     pub fn stream(&self, connection: TcpStream) -> ZeroCopyStream {
-        ZeroCopyStream::new(connection, self.cache.clone(), self.metrics.clone())
+        ZeroCopyStream::new(connection, self.files.clone(), self.metrics.clone())
     }
 
-    /// Whether a request for `method` and `path` is this route's.
-    pub fn handles(method: &Method, path: &str) -> bool {
-        path == PATH && (method == Method::GET || method == Method::HEAD)
+    /// Whether a request for `path` is this route's (whatever its method: a method the
+    /// route does not answer gets its 405 here too).
+    pub fn handles(_method: &Method, path: &str) -> bool {
+        path == SNAPSHOT_PATH
     }
 
     /// Answers one request: the bearer token first, then [`reply`]. The request is
     /// counted in the metrics and, when traces are exported, gets a span.
-    pub fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<Bytes> {
+    pub fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<SnapshotBody> {
         let started = Instant::now();
-        let span = observe::request_span(method, headers, PATH);
+        let span = observe::request_span(method, headers, Route::Snapshot);
         let _entered = span.enter();
-        let response = match self.authorize(headers) {
-            Ok(()) => reply(&self.cache, headers),
-            Err(error) => ApiError::unauthorized(error.to_string()).response(),
+        let response = if !Route::Snapshot.answers(method) {
+            method_not_allowed()
+        } else {
+            match self.authorize(headers) {
+                Ok(()) => reply(&self.current, headers),
+                Err(error) => error_reply(&ApiError::unauthorized(error.to_string())),
+            }
         };
         let status = response.status().as_u16();
         span.record("http.response.status_code", status);
         let body_bytes = if method == Method::HEAD {
             0
         } else {
-            response.body().len() as u64
+            response.body().len()
         };
         self.metrics.observe_route(
             &self.route_metrics,
@@ -104,19 +115,37 @@ impl SnapshotRoute {
     }
 }
 
+/// 405 naming the methods the route answers.
+fn method_not_allowed() -> Response<SnapshotBody> {
+    let mut response = error_reply(&ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed",
+    ));
+    if let Some(allow) = Route::Snapshot.allow() {
+        let allow = HeaderValue::from_static(allow);
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
+}
+
+/// An error response of the route.
+fn error_reply(error: &ApiError) -> Response<SnapshotBody> {
+    error.response().map(SnapshotBody::full)
+}
+
 /// The response to an authorised request: the snapshot in the best encoding the request
 /// accepts (200), 304 when the client's copy is current, 406 when it accepts none of
 /// ours, 503 before the first snapshot. Bodies and headers are the snapshot's own, so
 /// this copies no body and formats nothing.
-pub fn reply(cache: &SnapshotCache, headers: &HeaderMap) -> Response<Bytes> {
-    let snapshot = cache.load();
+pub fn reply(current: &CurrentSnapshot, headers: &HeaderMap) -> Response<SnapshotBody> {
+    let snapshot = current.load();
     let Some(snapshot) = snapshot.as_deref() else {
-        let mut response = ApiError::new(
+        let mut response = error_reply(&ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_snapshot",
             "no snapshot has been published yet",
-        )
-        .response();
+        ));
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
@@ -126,25 +155,20 @@ pub fn reply(cache: &SnapshotCache, headers: &HeaderMap) -> Response<Bytes> {
         .get(header::ACCEPT_ENCODING)
         .map(|v| v.to_str().unwrap_or(""));
     let Some(encoding) = negotiate(accept) else {
-        return ApiError::new(
+        return error_reply(&ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
             "not_acceptable",
             "the request accepts none of zstd, gzip or identity",
-        )
-        .response();
+        ));
     };
     let variant = snapshot.variant(encoding);
     let (status, headers, body) = match precondition(headers, &snapshot.tags, snapshot.modified) {
         Precondition::NotModified => (
             StatusCode::NOT_MODIFIED,
             variant.not_modified_headers.clone(),
-            Bytes::new(),
+            SnapshotBody::full(Default::default()),
         ),
-        Precondition::Send => (
-            StatusCode::OK,
-            variant.ok_headers.clone(),
-            variant.body.clone(),
-        ),
+        Precondition::Send => (StatusCode::OK, variant.ok_headers.clone(), variant.body()),
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

@@ -19,24 +19,51 @@ use shared::store::SnapshotStore;
 use crate::auth::Authenticator;
 use crate::health::HealthApi;
 use crate::metrics::Metrics;
+use crate::refresh::RefreshRequests;
 use crate::routes::OfertasApi;
-use crate::snapshot_cache::{self, SnapshotCache};
+use crate::sealed::BodyFiles;
+use crate::snapshot::CurrentSnapshot;
+use crate::snapshot::sync::SnapshotSync;
+use crate::snapshot_doc::SnapshotRouteDoc;
 use crate::snapshot_route::SnapshotRoute;
 
-/// How often resident memory is compared with `API_RSS_WARN_MB`.
+/// How often the memory charged to the process is compared with `API_RSS_WARN_MB`.
 const RSS_CHECK_EVERY: Duration = Duration::from_secs(30);
 
-/// The OpenAPI service describing every endpoint.
-pub fn openapi(
-    cache: Arc<SnapshotCache>,
-    metrics: Arc<Metrics>,
-) -> OpenApiService<(OfertasApi, HealthApi), ()> {
+/// Capacity of the in-process broadcast of events read from `P:events`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// What the endpoints share: the snapshot served and where its bodies are, the metrics,
+/// the token checks, and where refresh requests go.
+#[derive(Clone)]
+pub struct Parts {
+    /// The snapshot served.
+    pub current: Arc<CurrentSnapshot>,
+    /// Where its bodies are held.
+    pub files: Arc<BodyFiles>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Token checks.
+    pub auth: Arc<Authenticator>,
+    /// Where refresh requests go.
+    pub refresh: RefreshRequests,
+}
+
+/// The OpenAPI service describing every endpoint; the snapshot route is declared by
+/// [`SnapshotRouteDoc`] and served by [`SnapshotRoute`], outside poem.
+pub fn openapi(parts: &Parts) -> OpenApiService<(SnapshotRouteDoc, OfertasApi, HealthApi), ()> {
     OpenApiService::new(
         (
+            SnapshotRouteDoc,
             OfertasApi {
-                cache: cache.clone(),
+                current: parts.current.clone(),
+                refresh: parts.refresh.clone(),
             },
-            HealthApi { cache, metrics },
+            HealthApi {
+                current: parts.current.clone(),
+                files: parts.files.clone(),
+                metrics: parts.metrics.clone(),
+            },
         ),
         "ofertasws",
         env!("CARGO_PKG_VERSION"),
@@ -44,21 +71,17 @@ pub fn openapi(
     .description("Ranked snapshot of live merchant offers, served from memory.")
 }
 
-/// The whole HTTP application over `cache`.
-pub fn app(
-    cache: Arc<SnapshotCache>,
-    metrics: Arc<Metrics>,
-    auth: Arc<Authenticator>,
-) -> impl Endpoint {
-    let api = openapi(cache, metrics.clone());
+/// Every route but the snapshot's, as one poem endpoint.
+pub fn app(parts: &Parts) -> impl Endpoint + use<> {
+    let api = openapi(parts);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    let observed = metrics;
+    let observed = parts.metrics.clone();
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
-        .data(auth)
+        .data(parts.auth.clone())
         .catch_all_error(crate::errors::render)
         .around(move |ep, req| crate::observe::counted(observed.clone(), ep, req))
         .into_endpoint()
@@ -68,9 +91,8 @@ pub fn app(
 pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
-    cache: Arc<SnapshotCache>,
-    metrics: Arc<Metrics>,
-    auth: Arc<Authenticator>,
+    parts: Parts,
+    sync: SnapshotSync,
     settings: ApiSettings,
 }
 
@@ -92,13 +114,30 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let client = shared::redis::client(&settings.redis, Start::WaitForRedis)?;
         let store = SnapshotStore::new(client, Keys::new(&settings.redis.prefix));
-        let cache = Arc::new(SnapshotCache::new(store, metrics.clone()));
+        let events = tokio::sync::broadcast::channel(EVENTS_CAPACITY).0;
+        let parts = Parts {
+            current: Arc::default(),
+            files: Arc::default(),
+            metrics,
+            auth,
+            refresh: RefreshRequests {
+                store: store.clone(),
+                events: events.clone(),
+            },
+        };
+        let sync = SnapshotSync {
+            store,
+            current: parts.current.clone(),
+            files: parts.files.clone(),
+            metrics: parts.metrics.clone(),
+            events,
+            hold_identity: settings.identity_hold_mb.saturating_mul(1024 * 1024),
+        };
         Ok(Self {
             listener,
             addr,
-            cache,
-            metrics,
-            auth,
+            parts,
+            sync,
             settings,
         })
     }
@@ -108,9 +147,9 @@ impl Application {
         self.addr
     }
 
-    /// The snapshot cache (tests inspect it).
-    pub fn cache(&self) -> Arc<SnapshotCache> {
-        self.cache.clone()
+    /// What the endpoints share (tests inspect the snapshot served).
+    pub fn parts(&self) -> &Parts {
+        &self.parts
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight
@@ -122,16 +161,24 @@ impl Application {
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();
         let subscriber = shared::redis::subscriber(&self.settings.redis, Start::WaitForRedis)?;
-        tasks.spawn(snapshot_cache::sync(
-            self.cache.clone(),
-            subscriber,
+        tasks.spawn(self.sync.run(subscriber, background.clone()));
+        let files = self.parts.files.clone();
+        tasks.spawn(watch_memory(
+            files,
+            self.settings.rss_warn_mb,
             background.clone(),
         ));
-        tasks.spawn(watch_memory(self.settings.rss_warn_mb, background.clone()));
-        let app = app(self.cache.clone(), self.metrics.clone(), self.auth.clone());
+        let app = app(&self.parts);
         tracing::info!(addr = %self.addr, "api-service listening");
         let grace = Duration::from_secs(self.settings.shutdown_grace_secs);
-        let route = SnapshotRoute::new(self.cache.clone(), self.auth.clone(), self.metrics.clone());
+        let Parts {
+            current,
+            files,
+            metrics,
+            auth,
+            ..
+        } = self.parts;
+        let route = SnapshotRoute::new(current, files, auth, metrics);
         crate::server::serve(self.listener, route, app, shutdown, grace).await;
         background.cancel();
         tasks.close();
@@ -141,15 +188,17 @@ impl Application {
     }
 }
 
-async fn watch_memory(warn_mib: u64, shutdown: CancellationToken) {
+/// Logs a warning whenever the memory charged to the process (resident memory plus the
+/// snapshot bodies' memfds) exceeds `API_RSS_WARN_MB`.
+async fn watch_memory(files: Arc<BodyFiles>, warn_mib: u64, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(RSS_CHECK_EVERY);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {
-                let rss = shared::memory::rss_mib();
-                if rss > warn_mib {
-                    tracing::warn!(memory.rss_mib = rss, memory.warn_mib = warn_mib, "resident memory above API_RSS_WARN_MB");
+                let mib = files.charged_memory().unwrap_or(0) / (1024 * 1024);
+                if mib > warn_mib {
+                    tracing::warn!(memory.charged_mib = mib, memory.warn_mib = warn_mib, "memory above API_RSS_WARN_MB");
                 }
             }
         }

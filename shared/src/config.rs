@@ -220,6 +220,10 @@ pub struct ApiSettings {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "API_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
     pub shutdown_grace_secs: u64,
+    /// Largest identity document (MiB) held decompressed in memory; a larger one is
+    /// decompressed from the zstd body while it is sent.
+    #[arg(long, env = "API_IDENTITY_HOLD_MB", default_value_t = 64)]
+    pub identity_hold_mb: u64,
 }
 
 impl ApiSettings {
@@ -234,6 +238,7 @@ impl ApiSettings {
             jwt_audience: None,
             rss_warn_mb: 256,
             shutdown_grace_secs: 25,
+            identity_hold_mb: 64,
         }
     }
 

@@ -134,19 +134,84 @@ impl SnapshotMeta {
         hash: &str,
         body: &[u8],
     ) -> Result<(), BodyMismatch> {
-        let actual = body.len() as u64;
-        if actual != expected {
+        let mut check = self.check(what, expected, hash);
+        check.update(body);
+        check.finish()
+    }
+
+    /// A check of this snapshot's `codec` body that reads it piece by piece.
+    pub fn check_body(&self, codec: Codec) -> BodyCheck<'_> {
+        let (expected, hash) = self.recorded(codec);
+        self.check(codec.name(), expected, hash)
+    }
+
+    /// A check of this snapshot's identity document that reads it piece by piece.
+    pub fn check_document(&self) -> BodyCheck<'_> {
+        self.check("json", self.json_bytes, &self.json_hash)
+    }
+
+    fn check<'m>(&'m self, what: &'static str, expected: u64, hash: &'m str) -> BodyCheck<'m> {
+        BodyCheck {
+            version: &self.version,
+            what,
+            expected,
+            hash,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+}
+
+/// Checks a body against its recorded size and hash while it is read, so a reader never
+/// needs it whole in memory.
+pub struct BodyCheck<'m> {
+    version: &'m str,
+    what: &'static str,
+    expected: u64,
+    hash: &'m str,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl BodyCheck<'_> {
+    /// Takes the next piece of the body.
+    pub fn update(&mut self, piece: &[u8]) {
+        self.hasher.update(piece);
+        self.len += piece.len() as u64;
+    }
+
+    /// Bytes taken so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was taken yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The recorded size of the whole body.
+    pub fn expected_len(&self) -> u64 {
+        self.expected
+    }
+
+    /// Whether everything taken is the recorded body.
+    ///
+    /// # Errors
+    /// [`BodyMismatch`] when the size or the BLAKE3 hash differs from the recorded one.
+    pub fn finish(self) -> Result<(), BodyMismatch> {
+        if self.len != self.expected {
             return Err(BodyMismatch::Size {
-                what,
-                version: self.version.clone(),
-                expected,
-                actual,
+                what: self.what,
+                version: self.version.to_owned(),
+                expected: self.expected,
+                actual: self.len,
             });
         }
-        if hash_hex(body) != hash {
+        if self.hasher.finalize().to_hex().as_str() != self.hash {
             return Err(BodyMismatch::Hash {
-                what,
-                version: self.version.clone(),
+                what: self.what,
+                version: self.version.to_owned(),
             });
         }
         Ok(())

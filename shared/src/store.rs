@@ -8,6 +8,7 @@
 //! and then the bodies it names; versioned keys never change, so a reader can never pair
 //! one version's metadata with another version's body.
 
+use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +27,8 @@ pub const PREVIOUS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const OUTCOME_TTL: Duration = Duration::from_secs(300);
 /// Expiry of bodies written but not (yet) switched to.
 pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
+/// Bytes read per `GETRANGE` when a body is copied out of Redis piece by piece.
+pub const BODY_CHUNK_BYTES: u64 = 1 << 20;
 
 /// Increments the sequence counter, first setting a missing one to `ARGV[1]`.
 const NEXT_SEQ_SCRIPT: &str = r"
@@ -89,6 +92,9 @@ pub enum StoreError {
     /// A body does not match its metadata.
     #[error(transparent)]
     Corrupt(#[from] BodyMismatch),
+    /// A body read from Redis could not be written where it was going.
+    #[error("cannot keep a snapshot body: {0}")]
+    Write(#[source] std::io::Error),
 }
 
 impl StoreError {
@@ -216,6 +222,43 @@ impl SnapshotStore {
         meta.verify_body(Codec::Gzip, &gzip)?;
         meta.verify_body(Codec::Zstd, &zstd)?;
         Ok(Bodies { gzip, zstd })
+    }
+
+    /// Copies the `codec` body of the version `meta` describes into `out`,
+    /// [`BODY_CHUNK_BYTES`] at a time, checking its size and hash as it goes: the reader
+    /// holds one chunk, never a second copy of the body. Versioned keys never change, so
+    /// the chunks are of one body; one that expires midway fails the size check.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when the body is gone, [`StoreError::Corrupt`] when it does
+    /// not match, [`StoreError::Redis`] when Redis fails, [`StoreError::Write`] when
+    /// `out` refuses a chunk.
+    pub async fn copy_body(
+        &self,
+        meta: &SnapshotMeta,
+        codec: Codec,
+        out: &mut impl Write,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.version_body(&meta.version, codec);
+        let mut check = meta.check_body(codec);
+        while check.len() < check.expected_len() {
+            let start = check.len();
+            let end = (start + BODY_CHUNK_BYTES).min(check.expected_len()) - 1;
+            let chunk: Bytes = self
+                .client
+                .getrange(&key, start as usize, end as usize)
+                .await?;
+            if chunk.is_empty() {
+                if start == 0 {
+                    return Err(StoreError::Missing(meta.version.clone()));
+                }
+                break;
+            }
+            out.write_all(&chunk).map_err(StoreError::Write)?;
+            check.update(&chunk);
+        }
+        check.finish()?;
+        Ok(())
     }
 
     /// The current snapshot's metadata and verified bodies, if there is one.

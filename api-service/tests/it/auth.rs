@@ -98,7 +98,7 @@ async fn hs256_attack_matrix() {
     Writer::new(&prefix.0).await.publish(3, false).await;
     let api = spawn_api(&prefix.0).await;
     eventually(std::time::Duration::from_secs(5), "a snapshot", || async {
-        api.cache.current().is_some()
+        api.current.get().is_some()
     })
     .await;
 
@@ -221,7 +221,7 @@ async fn public_keys_pin_the_algorithm_and_issuer_and_audience_are_enforced() {
     rsa.jwt_audience = Some("ofertas-app".into());
     let api = spawn_api_with(rsa).await;
     eventually(std::time::Duration::from_secs(5), "a snapshot", || async {
-        api.cache.current().is_some()
+        api.current.get().is_some()
     })
     .await;
 
@@ -266,7 +266,7 @@ async fn public_keys_pin_the_algorithm_and_issuer_and_audience_are_enforced() {
     ec.jwt_public_key_file = Some(EC_PUBLIC.into());
     let api = spawn_api_with(ec).await;
     eventually(std::time::Duration::from_secs(5), "a snapshot", || async {
-        api.cache.current().is_some()
+        api.current.get().is_some()
     })
     .await;
     assert_eq!(

@@ -11,7 +11,7 @@ use fred::prelude::PubsubInterface;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use api_service::snapshot_cache::SnapshotCache;
+use api_service::snapshot::CurrentSnapshot;
 use api_service::startup::Application;
 use shared::config::{ApiSettings, RedisSettings};
 use shared::events::{Event, SnapshotUpdated};
@@ -25,7 +25,7 @@ pub const SECRET: &str = "api-test-secret";
 /// A running API.
 pub struct TestApi {
     pub addr: SocketAddr,
-    pub cache: Arc<SnapshotCache>,
+    pub current: Arc<CurrentSnapshot>,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -54,12 +54,12 @@ pub async fn spawn_api_with(settings: ApiSettings) -> TestApi {
     shared::telemetry::init_for_tests();
     let app = Application::build(settings).await.unwrap();
     let addr = app.addr();
-    let cache = app.cache();
+    let current = app.parts().current.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
     TestApi {
         addr,
-        cache,
+        current,
         stop,
         task,
     }
@@ -241,9 +241,7 @@ pub async fn ready_api(count: u64) -> (TestPrefix, Writer, Written, TestApi) {
 /// Waits until `api` serves `version`.
 pub async fn wait_for_version(api: &TestApi, version: &str, within: std::time::Duration) {
     eventually(within, &format!("the API to serve {version}"), || async {
-        api.cache
-            .current()
-            .is_some_and(|s| s.meta.version == version)
+        api.current.get().is_some_and(|s| s.meta.version == version)
     })
     .await;
 }

@@ -270,7 +270,7 @@ async fn a_corrupt_body_is_refused_and_the_previous_snapshot_kept() {
             .unwrap()
             .contains(&good.meta.version)
     );
-    assert_eq!(api.cache.current().unwrap().meta.version, good.meta.version);
+    assert_eq!(api.current.get().unwrap().meta.version, good.meta.version);
     // Polling does not reload (or re-report) the same corrupt version.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(

@@ -98,10 +98,7 @@ async fn redis_outage_under_load_serves_the_held_snapshot_then_recovers() {
         },
     )
     .await;
-    assert_eq!(
-        api.cache.current().unwrap().meta.version,
-        first.meta.version
-    );
+    assert_eq!(api.current.get().unwrap().meta.version, first.meta.version);
     let during = served.load(Ordering::Relaxed);
 
     proxy.restore();

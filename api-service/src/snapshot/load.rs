@@ -1,0 +1,166 @@
+//! Reading one version out of Redis into sealed memory, checked against its metadata.
+//!
+//! Each compressed body is copied from Redis a chunk at a time straight into its sealed
+//! file ([`SnapshotStore::copy_body`]), so a body exists once in this process, never as a
+//! Redis reply and a copy besides. The identity document is decompressed from the zstd
+//! body once, to check it against its recorded hash, and kept (sealed too) only when it is
+//! no larger than the hold limit; otherwise responses decompress it as they send it.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use shared::snapshot::{BodyCheck, Codec, SnapshotMeta};
+use shared::store::{SnapshotStore, StoreError};
+
+use crate::sealed::{BodyFiles, SealedWriter};
+use crate::snapshot::Snapshot;
+use crate::snapshot::prepared::UnusableMeta;
+
+/// Why a stored snapshot was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading Redis failed, or a compressed body does not match its metadata.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The zstd body does not decompress to the recorded document.
+    #[error("zstd body of version {version} does not decompress to its document: {source}")]
+    Document {
+        /// Version refused.
+        version: String,
+        /// What went wrong.
+        #[source]
+        source: io::Error,
+    },
+    /// No memory could be had for a body.
+    #[error("cannot hold the bodies of snapshot {version}: {source}")]
+    Memory {
+        /// Version not loaded.
+        version: String,
+        /// The system's refusal.
+        #[source]
+        source: io::Error,
+    },
+    /// Its metadata cannot be written into headers.
+    #[error(transparent)]
+    Meta(#[from] UnusableMeta),
+}
+
+impl LoadError {
+    /// Whether the stored snapshot itself is bad (as opposed to Redis or memory failing):
+    /// such a version is refused, counted, and not fetched again.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::Corrupt(_)) | Self::Document { .. } | Self::Meta(_)
+        )
+    }
+}
+
+/// Loads the version `meta` describes: both compressed bodies into sealed files in
+/// `files`, the identity document checked and, when `meta.json_bytes <= hold_identity`,
+/// held too.
+///
+/// # Errors
+/// [`LoadError`]; nothing of the version is kept then.
+pub async fn load(
+    store: &SnapshotStore,
+    meta: SnapshotMeta,
+    files: &Arc<BodyFiles>,
+    hold_identity: u64,
+) -> Result<Snapshot, LoadError> {
+    let zstd = fetch(store, &meta, Codec::Zstd, files).await?;
+    let gzip = fetch(store, &meta, Codec::Gzip, files).await?;
+    let version = meta.version.clone();
+    let (files, source) = (files.clone(), zstd.clone());
+    let checked = tokio::task::spawn_blocking(move || {
+        let identity = inflate_checked(&meta, &source, hold_identity, &files);
+        (meta, identity)
+    })
+    .await;
+    let (meta, identity) = checked.map_err(|e| LoadError::Document {
+        version,
+        source: io::Error::other(e),
+    })?;
+    Ok(Snapshot::new(meta, zstd, gzip, identity?)?)
+}
+
+/// One compressed body, copied from Redis into a sealed file.
+async fn fetch(
+    store: &SnapshotStore,
+    meta: &SnapshotMeta,
+    codec: Codec,
+    files: &Arc<BodyFiles>,
+) -> Result<Bytes, LoadError> {
+    let memory = |source| LoadError::Memory {
+        version: meta.version.clone(),
+        source,
+    };
+    let mut file = SealedWriter::new().map_err(memory)?;
+    store.copy_body(meta, codec, &mut file).await?;
+    file.seal(files).map_err(memory)
+}
+
+/// Decompresses `zstd`, checks the document against `meta`, and returns it sealed when
+/// it is no larger than `hold` bytes.
+fn inflate_checked(
+    meta: &SnapshotMeta,
+    zstd: &[u8],
+    hold: u64,
+    files: &Arc<BodyFiles>,
+) -> Result<Option<Bytes>, LoadError> {
+    let memory = |source| LoadError::Memory {
+        version: meta.version.clone(),
+        source,
+    };
+    let kept = if meta.json_bytes <= hold {
+        Some(SealedWriter::new().map_err(memory)?)
+    } else {
+        None
+    };
+    let mut out = Checked {
+        check: meta.check_document(),
+        kept,
+    };
+    let inflated = zstd::stream::read::Decoder::with_buffer(zstd)
+        .and_then(|mut decoder| io::copy(&mut decoder, &mut out));
+    if let Err(source) = inflated {
+        return Err(LoadError::Document {
+            version: meta.version.clone(),
+            source,
+        });
+    }
+    out.check.finish().map_err(StoreError::from)?;
+    out.kept
+        .map(|file| file.seal(files))
+        .transpose()
+        .map_err(memory)
+}
+
+/// Checks what passes through and keeps it when asked to.
+struct Checked<'m> {
+    check: BodyCheck<'m>,
+    kept: Option<SealedWriter>,
+}
+
+impl Write for Checked<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.check.len() + buf.len() as u64 > self.check.expected_len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "longer than the recorded document",
+            ));
+        }
+        let n = match &mut self.kept {
+            Some(file) => file.write(buf)?,
+            None => buf.len(),
+        };
+        self.check.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

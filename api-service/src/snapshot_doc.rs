@@ -1,0 +1,240 @@
+//! The snapshot route in the OpenAPI document, declared without a handler.
+//!
+//! [`crate::snapshot_route`] answers `GET`/`HEAD /api/v4/ofertasws` before poem sees the
+//! request, so poem-openapi never serves it; [`SnapshotRouteDoc`] implements
+//! [`OpenApi`] by hand to describe it (statuses, headers, bodies, security) and adds no
+//! route. `tests/it/operations.rs` drives the server into every status declared here and
+//! checks each response against its declaration.
+
+use std::collections::HashMap;
+
+use poem::http::Method;
+use poem_openapi::registry::{
+    MetaApi, MetaHeader, MetaMediaType, MetaOperation, MetaPath, MetaResponse, MetaResponses,
+    MetaSchemaRef, Registry,
+};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, Object, OpenApi};
+
+use crate::errors::ErrorBody;
+use crate::route_table::SNAPSHOT_PATH;
+use crate::routes::BearerAuth;
+
+/// The snapshot document: the live offers, ranked.
+#[derive(Object)]
+struct SnapshotDocument {
+    /// Snapshot version.
+    version: String,
+    /// When the snapshot was generated (`2026-11-22T15:00:00.123Z`).
+    generated_at: String,
+    /// Number of offers, the length of `ofertas`.
+    count: u64,
+    /// The live offers by score descending, then id ascending.
+    ofertas: Vec<Oferta>,
+}
+
+/// One live offer of the snapshot document.
+#[derive(Object)]
+struct Oferta {
+    /// Offer id.
+    id: i64,
+    /// Merchant id.
+    merchant_id: i64,
+    /// Merchant name.
+    merchant_name: String,
+    /// Title.
+    title: String,
+    /// Description.
+    #[oai(nullable)]
+    description: Option<String>,
+    /// Category.
+    category: String,
+    /// Price, a decimal string.
+    price: String,
+    /// Price before the discount, a decimal string.
+    #[oai(nullable)]
+    original_price: Option<String>,
+    /// Discount in percent (one decimal).
+    #[oai(nullable)]
+    discount_pct: Option<f64>,
+    /// ISO 4217 currency code.
+    currency: String,
+    /// Image URL.
+    #[oai(nullable)]
+    image_url: Option<String>,
+    /// Start of the offer.
+    starts_at: String,
+    /// End of the offer; open-ended when null.
+    #[oai(nullable)]
+    ends_at: Option<String>,
+    /// Ranking score, 0..1.
+    score: f64,
+}
+
+/// What a documented response carries.
+#[derive(Clone, Copy)]
+enum Payload {
+    /// The snapshot document (in the negotiated encoding).
+    Document,
+    /// The contract's JSON error body.
+    Error,
+    /// Nothing.
+    Empty,
+}
+
+/// A header of a documented response: name, whether always sent, integer or text.
+type Header = (&'static str, bool, Kind);
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Count,
+}
+
+const OK_HEADERS: &[Header] = &[
+    ("Content-Encoding", false, Kind::Text),
+    ("Content-Length", true, Kind::Count),
+    ("ETag", true, Kind::Text),
+    ("Last-Modified", true, Kind::Text),
+    ("Cache-Control", true, Kind::Text),
+    ("Vary", true, Kind::Text),
+    ("X-Ofertas-Count", true, Kind::Count),
+];
+const NOT_MODIFIED_HEADERS: &[Header] = &[
+    ("ETag", true, Kind::Text),
+    ("Last-Modified", true, Kind::Text),
+    ("Cache-Control", true, Kind::Text),
+    ("Vary", true, Kind::Text),
+];
+
+/// Every response of the route: status, description, payload, headers.
+const RESPONSES: &[(u16, &str, Payload, &[Header])] = &[
+    (
+        200,
+        "The snapshot document in the best encoding the request accepts.",
+        Payload::Document,
+        OK_HEADERS,
+    ),
+    (
+        304,
+        "The client's copy (any encoding of the current snapshot) is current.",
+        Payload::Empty,
+        NOT_MODIFIED_HEADERS,
+    ),
+    (
+        401,
+        "Missing or invalid token.",
+        Payload::Error,
+        &[("WWW-Authenticate", true, Kind::Text)],
+    ),
+    (
+        406,
+        "The request refuses every encoding the API has.",
+        Payload::Error,
+        &[],
+    ),
+    (
+        503,
+        "No snapshot has been loaded yet.",
+        Payload::Error,
+        &[("Retry-After", true, Kind::Count)],
+    ),
+];
+
+fn responses() -> MetaResponses {
+    let header = |&(name, required, kind): &Header| MetaHeader {
+        name: name.to_ascii_uppercase(),
+        description: None,
+        required,
+        deprecated: false,
+        schema: match kind {
+            Kind::Text => String::schema_ref(),
+            Kind::Count => u64::schema_ref(),
+        },
+    };
+    let content = |payload| match payload {
+        Payload::Document => vec![media(SnapshotDocument::schema_ref())],
+        Payload::Error => vec![media(ErrorBody::schema_ref())],
+        Payload::Empty => Vec::new(),
+    };
+    MetaResponses {
+        responses: RESPONSES
+            .iter()
+            .map(|&(status, description, payload, headers)| MetaResponse {
+                description,
+                status: Some(status),
+                status_range: None,
+                content: content(payload),
+                headers: headers.iter().map(header).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn media(schema: MetaSchemaRef) -> MetaMediaType {
+    MetaMediaType {
+        content_type: "application/json",
+        schema,
+    }
+}
+
+fn operation(method: Method, summary: &'static str, description: &'static str) -> MetaOperation {
+    let security = <BearerAuth as ApiExtractor>::security_schemes()
+        .into_iter()
+        .map(|name| HashMap::from([(name, Vec::new())]))
+        .collect();
+    MetaOperation {
+        method,
+        tags: Vec::new(),
+        summary: Some(summary),
+        description: (!description.is_empty()).then_some(description),
+        external_docs: None,
+        params: Vec::new(),
+        request: None,
+        responses: responses(),
+        deprecated: false,
+        security,
+        operation_id: None,
+        code_samples: Vec::new(),
+    }
+}
+
+/// `GET`/`HEAD /api/v4/ofertasws` as the OpenAPI document shows them.
+pub struct SnapshotRouteDoc;
+
+impl OpenApi for SnapshotRouteDoc {
+    fn meta() -> Vec<MetaApi> {
+        vec![MetaApi {
+            paths: vec![MetaPath {
+                path: SNAPSHOT_PATH.to_owned(),
+                operations: vec![
+                    operation(
+                        Method::GET,
+                        "The current snapshot of live offers, ranked.",
+                        "Sent zstd, gzip or uncompressed as `Accept-Encoding` allows (q-values \
+                         honoured); `If-None-Match` with any of the snapshot's ETags (or `*`), \
+                         or else `If-Modified-Since`, yields 304.",
+                    ),
+                    operation(
+                        Method::HEAD,
+                        "Headers of `GET /api/v4/ofertasws`, without the body.",
+                        "",
+                    ),
+                ],
+            }],
+        }]
+    }
+
+    fn register(registry: &mut Registry) {
+        SnapshotDocument::register(registry);
+        ErrorBody::register(registry);
+        <BearerAuth as ApiExtractor>::register(registry);
+    }
+
+    /// None: [`crate::server`] answers the route with [`crate::snapshot_route`].
+    fn add_routes(
+        self,
+        _routes: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,
+    ) {
+    }
+}
