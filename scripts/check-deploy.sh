@@ -9,7 +9,7 @@
 #   - prometheus: promtool check rules / test rules / check config of both configs in
 #     deploy/prometheus
 #   - metrics: every metric name in the dashboard's and the alerts' expressions is one
-#     the services register (read from {api,refresh}-service/src/*.rs) or a known
+#     the services export (their registries, rendered by the `metric_names` examples) or a known
 #     external one; every alert has `for`, severity, summary, description and runbook
 #   - grafana: the dashboard (JSON, schemaVersion, `datasource` variable used by every
 #     panel, unique ids) and the provisioning files
@@ -151,47 +151,27 @@ PY
 }
 
 check_metrics() {
-  local py
+  local py crate expositions
   py="$(python_with_yaml)"
-  "$py" - "$ROOT" "$EXTERNAL_METRICS" >&3 <<'PY'
-import glob, json, os, re, sys, yaml
+  expositions="$(mktemp -d)"
+  # Each service prints its own registry (an example program, one sample in every
+  # labelled family), so the names checked are the ones it really exports.
+  for crate in api-service refresh-service; do
+    (cd "$ROOT" && cargo run -q -p "$crate" --example metric_names) >"$expositions/$crate.txt" ||
+      { rm -rf "$expositions"; die "cargo run -p $crate --example metric_names failed"; }
+  done
+  local status=0
+  "$py" - "$ROOT" "$EXTERNAL_METRICS" "$expositions" >&3 <<'PY' || status=$?
+import json, os, re, sys, yaml
 
-root, external = sys.argv[1], set(sys.argv[2].split())
-STRING = r'"(?:[^"\\]|\\.)*"'
-UNITS = {"Seconds": "seconds", "Bytes": "bytes", "Amperes": "amperes", "Volts": "volts",
-         "Celsius": "celsius", "Grams": "grams", "Joules": "joules", "Meters": "meters",
-         "Ratios": "ratio"}
+root, external, expositions = sys.argv[1], set(sys.argv[2].split()), sys.argv[3]
 
 def registered(crate):
-    """Exported names of the metrics a crate registers with prometheus-client."""
+    """Names of the samples in a crate's rendered registry."""
     names = set()
-    for path in sorted(glob.glob(os.path.join(root, crate, "src", "**", "*.rs"), recursive=True)):
-        text = open(path, encoding="utf-8").read()
-        prefix = re.search(r'with_prefix\(\s*"(\w+)"', text)
-        fields = {}  # metric field -> its declared type (the first declaration wins)
-        for field, kind in re.findall(
-                r'^\s*(?:pub(?:\([^)]*\))?\s+)?(\w+):\s*((?:Family|Counter|Gauge|Histogram)\b.*?),?\s*$',
-                text, re.M):
-            fields.setdefault(field, kind)
-        calls = re.finditer(
-            r'\.register(_with_unit)?\(\s*"(\w+)"\s*,\s*' + STRING + r'\s*,\s*'
-            r'(?:Unit::(\w+)(?:\(\s*"(\w+)"\s*\))?\s*,\s*)?(?:[\w.]*\.)?(\w+)(?:\.clone\(\))?\s*,?\s*\)',
-            text)
-        for call in calls:
-            with_unit, name, unit, other, field = call.groups()
-            if prefix:
-                name = f"{prefix.group(1)}_{name}"
-            if with_unit:
-                name += "_" + (other if unit == "Other" else UNITS.get(unit, unit.lower()))
-            kind = fields.get(field, "")
-            if "Counter" in kind:
-                names.add(name + "_total")
-            elif "Histogram" in kind:
-                names.update(name + suffix for suffix in ("_bucket", "_sum", "_count"))
-            elif "Gauge" in kind:
-                names.add(name)
-            else:  # type not found next to the registration: accept every form
-                names.update(name + s for s in ("", "_total", "_bucket", "_sum", "_count"))
+    for line in open(os.path.join(expositions, crate + ".txt"), encoding="utf-8"):
+        if line.strip() and not line.startswith("#"):
+            names.add(re.match(r"[a-zA-Z_:][\w:]*", line).group(0))
     return names
 
 known = {}
@@ -258,8 +238,10 @@ if problems:
     sys.exit("\n".join(problems))
 counts = ", ".join(f"{crate} {len(names)}" for crate, names in known.items())
 print(f"{len(exprs)} expressions (dashboard {len(exprs) - len(rules)}, alerts {len(rules)}) use "
-      f"{len(used)} names, all known (series from the sources: {counts})")
+      f"{len(used)} names, all exported (rendered registries: {counts} series)")
 PY
+  rm -rf "$expositions"
+  return "$status"
 }
 
 check_grafana() {
