@@ -11,6 +11,7 @@ use fred::prelude::PubsubInterface;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use api_service::sealed::BodyFiles;
 use api_service::snapshot::CurrentSnapshot;
 use api_service::startup::Application;
 use shared::config::{ApiSettings, RedisSettings};
@@ -26,6 +27,7 @@ pub const SECRET: &str = "api-test-secret";
 pub struct TestApi {
     pub addr: SocketAddr,
     pub current: Arc<CurrentSnapshot>,
+    pub files: Arc<BodyFiles>,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -55,11 +57,13 @@ pub async fn spawn_api_with(settings: ApiSettings) -> TestApi {
     let app = Application::build(settings).await.unwrap();
     let addr = app.addr();
     let current = app.parts().current.clone();
+    let files = app.parts().files.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
     TestApi {
         addr,
         current,
+        files,
         stop,
         task,
     }
@@ -226,9 +230,18 @@ impl Writer {
 /// A prefix with a snapshot of `count` offers and an API serving it.
 pub async fn ready_api(count: u64) -> (TestPrefix, Writer, Written, TestApi) {
     let prefix = TestPrefix::new();
+    ready_api_with(count, settings(&prefix.0), prefix).await
+}
+
+/// As [`ready_api`], the API built from `settings` (which must use `prefix`).
+pub async fn ready_api_with(
+    count: u64,
+    settings: ApiSettings,
+    prefix: TestPrefix,
+) -> (TestPrefix, Writer, Written, TestApi) {
     let writer = Writer::new(&prefix.0).await;
     let written = writer.publish(count, false).await;
-    let api = spawn_api(&prefix.0).await;
+    let api = spawn_api_with(settings).await;
     wait_for_version(
         &api,
         &written.meta.version,

@@ -4,6 +4,7 @@
 mod auth;
 mod documented;
 mod helpers;
+mod memory;
 mod operations;
 mod refresh;
 mod serving;
