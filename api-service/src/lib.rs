@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod negotiate;
 pub mod observe;
+pub mod preconditions;
 pub mod refresh;
 pub mod route_table;
 pub mod routes;

@@ -49,6 +49,9 @@ pub struct Metrics {
     snapshot_offers: Gauge,
     reloads: Counter,
     rejected: Counter,
+    deltas_rejected: Counter,
+    dictionary_unmatched: Counter,
+    delta_bytes_saved: Counter,
     reconnects: Counter,
     redis_up: Gauge,
     rss: Gauge,
@@ -75,6 +78,9 @@ impl Default for Metrics {
             snapshot_offers: Gauge::default(),
             reloads: Counter::default(),
             rejected: Counter::default(),
+            deltas_rejected: Counter::default(),
+            dictionary_unmatched: Counter::default(),
+            delta_bytes_saved: Counter::default(),
             reconnects: Counter::default(),
             redis_up: Gauge::default(),
             rss: Gauge::default(),
@@ -135,6 +141,21 @@ impl Default for Metrics {
             "snapshot_rejected",
             "Snapshots refused because a body did not match its metadata",
             metrics.rejected.clone(),
+        );
+        registry.register(
+            "snapshot_deltas_rejected",
+            "dcz deltas refused because a body did not match its index or named another dictionary",
+            metrics.deltas_rejected.clone(),
+        );
+        registry.register(
+            "http_dictionary_unmatched",
+            "Requests whose Available-Dictionary named no version a delta is held from",
+            metrics.dictionary_unmatched.clone(),
+        );
+        registry.register(
+            "http_delta_bytes_saved",
+            "Bytes dcz responses saved against the zstd body of the same snapshot",
+            metrics.delta_bytes_saved.clone(),
         );
         registry.register(
             "redis_reconnects",
@@ -294,6 +315,21 @@ impl Metrics {
     /// Records a refused snapshot.
     pub fn snapshot_rejected(&self) {
         self.rejected.inc();
+    }
+
+    /// Records a refused delta.
+    pub fn delta_rejected(&self) {
+        self.deltas_rejected.inc();
+    }
+
+    /// Records a request whose dictionary matched no delta held.
+    pub fn dictionary_unmatched(&self) {
+        self.dictionary_unmatched.inc();
+    }
+
+    /// Records a dcz body sent, `saved` bytes smaller than the zstd body.
+    pub fn delta_sent(&self, saved: u64) {
+        self.delta_bytes_saved.inc_by(saved);
     }
 
     /// Records a reconnection to Redis.

@@ -1,13 +1,9 @@
-//! Content negotiation: which encoding to send (`Accept-Encoding` with q-values) and
-//! whether a conditional request matches the snapshot (`If-None-Match`,
-//! `If-Modified-Since`, parsed with the `headers` crate).
+//! Content negotiation: what to send for a request's `Accept-Encoding` (q-values; `dcz`
+//! only when a delta from the dictionary its `Available-Dictionary` names is ready).
 
-use std::time::SystemTime;
+use poem::http::HeaderMap;
 
-use headers::{ETag, HeaderMapExt, IfModifiedSince, IfNoneMatch};
-use poem::http::{HeaderMap, HeaderValue};
-
-/// An encoding the API can send.
+/// An encoding of the whole document the API holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Encoding {
     /// Zstandard; preferred.
@@ -19,7 +15,7 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// Every encoding, most preferred first.
+    /// Every whole-document encoding, most preferred first.
     pub const PREFERENCE: [Encoding; 3] = [Encoding::Zstd, Encoding::Gzip, Encoding::Identity];
 
     /// Index into per-encoding arrays.
@@ -67,18 +63,31 @@ fn parse_quality(params: &str) -> Option<Quality> {
     Some(1000)
 }
 
-/// The encoding to send for an `Accept-Encoding` value, or `None` when the request
-/// accepts none of ours (it refused identity too).
+/// What to send, as negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// The delta from the client's dictionary (`Content-Encoding: dcz`).
+    Delta,
+    /// The whole document in this encoding.
+    Whole(Encoding),
+}
+
+/// The token of the dcz content coding (RFC 9842).
+pub const DCZ: &str = "dcz";
+
+/// What to send for an `Accept-Encoding` value, or `None` when the request accepts none
+/// of ours (it refused identity too). `delta_ready` says whether a delta from the
+/// client's dictionary is ready; without one, `dcz` is never chosen.
 ///
-/// Highest q wins; ties go to zstd, then gzip, then identity. `*` stands for every
-/// coding not named. Identity is acceptable unless refused by `identity;q=0` or `*;q=0`,
-/// but when not named it ranks below any coding the client did name.
+/// Highest q wins; ties go to dcz, then zstd, then gzip, then identity. `*` stands for
+/// every coding not named. Identity is acceptable unless refused by `identity;q=0` or
+/// `*;q=0`, but when not named it ranks below any coding the client did name.
 /// Malformed entries are ignored. No header means identity.
-pub fn negotiate(accept_encoding: Option<&str>) -> Option<Encoding> {
+pub fn negotiate(accept_encoding: Option<&str>, delta_ready: bool) -> Option<Choice> {
     let Some(header) = accept_encoding else {
-        return Some(Encoding::Identity);
+        return Some(Choice::Whole(Encoding::Identity));
     };
-    let (mut zstd, mut gzip, mut identity, mut any) = (None, None, None, None);
+    let (mut dcz, mut zstd, mut gzip, mut identity, mut any) = (None, None, None, None, None);
     for entry in header.split(',') {
         let (coding, params) = entry.split_once(';').unwrap_or((entry, ""));
         let Some(q) = parse_quality(params) else {
@@ -87,6 +96,8 @@ pub fn negotiate(accept_encoding: Option<&str>) -> Option<Encoding> {
         let coding = coding.trim();
         let slot = if coding.eq_ignore_ascii_case("zstd") {
             &mut zstd
+        } else if coding.eq_ignore_ascii_case(DCZ) {
+            &mut dcz
         } else if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
             &mut gzip
         } else if coding.eq_ignore_ascii_case("identity") {
@@ -101,195 +112,152 @@ pub fn negotiate(accept_encoding: Option<&str>) -> Option<Encoding> {
     }
     let quality = |named: Option<Quality>, default: Quality| named.or(any).unwrap_or(default);
     let candidates = [
-        (Encoding::Zstd, quality(zstd, 0)),
-        (Encoding::Gzip, quality(gzip, 0)),
-        (Encoding::Identity, quality(identity, 1)),
+        (Choice::Delta, if delta_ready { quality(dcz, 0) } else { 0 }),
+        (Choice::Whole(Encoding::Zstd), quality(zstd, 0)),
+        (Choice::Whole(Encoding::Gzip), quality(gzip, 0)),
+        (Choice::Whole(Encoding::Identity), quality(identity, 1)),
     ];
     candidates
         .into_iter()
         .filter(|&(_, q)| q > 0)
         .fold(
             None,
-            |best: Option<(Encoding, Quality)>, (enc, q)| match best {
+            |best: Option<(Choice, Quality)>, (choice, q)| match best {
                 Some((_, best_q)) if best_q >= q => best,
-                _ => Some((enc, q)),
+                _ => Some((choice, q)),
             },
         )
-        .map(|(enc, _)| enc)
+        .map(|(choice, _)| choice)
 }
 
-/// Outcome of evaluating the request's preconditions against the snapshot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precondition {
-    /// Send the representation.
-    Send,
-    /// The client's copy is current: 304.
-    NotModified,
-}
+/// Longest `Available-Dictionary` value read: `:`, 44 base64 characters and `:` (a
+/// SHA-256), with room for blanks around it; anything longer is ignored unread.
+const MAX_AVAILABLE_DICTIONARY: usize = 64;
 
-/// The entity tags of a snapshot's encodings, which all stand for the same snapshot.
-#[derive(Debug)]
-pub struct EntityTags {
-    /// As sent in `ETag`: nearly every revalidation sends one of them back verbatim.
-    sent: Vec<HeaderValue>,
-    /// Parsed, for matching any list a client sends.
-    parsed: Vec<ETag>,
-}
-
-impl EntityTags {
-    /// The tags `sent`; `None` when one of them is not a valid entity tag.
-    pub fn new(sent: Vec<HeaderValue>) -> Option<Self> {
-        let parsed = sent
-            .iter()
-            .map(|tag| tag.to_str().ok()?.parse().ok())
-            .collect::<Option<_>>()?;
-        Some(Self { sent, parsed })
+/// The SHA-256 an `Available-Dictionary` header names (RFC 9842 §2.2: one structured
+/// field byte sequence, `:base64:`), or `None` when the header is absent, repeated,
+/// oversized or malformed — such a request is answered as if it had named none.
+pub fn available_dictionary(headers: &HeaderMap) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let mut values = headers.get_all(AVAILABLE_DICTIONARY).iter();
+    let value = values.next()?;
+    if values.next().is_some() || value.len() > MAX_AVAILABLE_DICTIONARY {
+        return None;
+    }
+    let text = value.to_str().ok()?.trim_matches(' ');
+    let encoded = text.strip_prefix(':')?.strip_suffix(':')?;
+    let mut sha = [0u8; 32];
+    match base64::engine::general_purpose::STANDARD.decode_slice(encoded, &mut sha) {
+        Ok(32) => Some(sha),
+        _ => None,
     }
 }
 
-/// `If-None-Match` (weak comparison against any of the snapshot's `tags`, or `*`);
-/// only when it is absent, `If-Modified-Since` against `modified` (whole seconds).
-/// Unparseable headers are ignored.
-pub fn precondition(headers: &HeaderMap, tags: &EntityTags, modified: SystemTime) -> Precondition {
-    let if_none_match = headers.get_all(poem::http::header::IF_NONE_MATCH);
-    let mut values = if_none_match.iter();
-    if let Some(first) = values.next() {
-        // The common case, one of our tags sent back as it was, needs no parsing.
-        if values.next().is_none() && tags.sent.contains(first) {
-            return Precondition::NotModified;
-        }
-        if !if_none_match
-            .iter()
-            .all(|value| no_blank_inside_quotes(value.as_bytes()))
-        {
-            return Precondition::Send;
-        }
-        return match headers.typed_try_get::<IfNoneMatch>() {
-            Ok(Some(inm)) if tags.parsed.iter().any(|tag| !inm.precondition_passes(tag)) => {
-                Precondition::NotModified
-            }
-            _ => Precondition::Send,
-        };
-    }
-    match headers.typed_try_get::<IfModifiedSince>() {
-        Ok(Some(ims)) if !ims.is_modified(modified) => Precondition::NotModified,
-        _ => Precondition::Send,
-    }
-}
-
-/// Whether no space or tab sits inside a quoted entity tag. Such a tag is malformed, and
-/// the `headers` crate only expects it away (a debug assertion), so it is refused first.
-fn no_blank_inside_quotes(value: &[u8]) -> bool {
-    let mut quoted = false;
-    value.iter().all(|&byte| {
-        if byte == b'"' {
-            quoted = !quoted;
-        }
-        !(quoted && (byte == b' ' || byte == b'\t'))
-    })
-}
-
+/// The request header naming the client's dictionary (RFC 9842).
+pub const AVAILABLE_DICTIONARY: &str = "available-dictionary";
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    use Encoding::{Gzip, Identity, Zstd};
+
+    fn whole(encoding: Encoding) -> Option<Choice> {
+        Some(Choice::Whole(encoding))
+    }
+
     #[test]
     fn negotiation_table() {
         let cases: &[(Option<&str>, Option<Encoding>)] = &[
-            (None, Some(Encoding::Identity)),
-            (Some(""), Some(Encoding::Identity)),
-            (Some("gzip"), Some(Encoding::Gzip)),
-            (Some("gzip, deflate, br, zstd"), Some(Encoding::Zstd)),
-            (Some("zstd;q=0, gzip"), Some(Encoding::Gzip)),
-            (Some("gzip;q=0"), Some(Encoding::Identity)),
-            (Some("gzip;q=0.5, zstd;q=0.4"), Some(Encoding::Gzip)),
-            (Some("gzip;q=0.5, identity;q=0.9"), Some(Encoding::Identity)),
-            (Some("*"), Some(Encoding::Zstd)),
-            (Some("*;q=0.2, identity;q=0.5"), Some(Encoding::Identity)),
+            (None, Some(Identity)),
+            (Some(""), Some(Identity)),
+            (Some("gzip"), Some(Gzip)),
+            (Some("gzip, deflate, br, zstd"), Some(Zstd)),
+            (Some("zstd;q=0, gzip"), Some(Gzip)),
+            (Some("gzip;q=0"), Some(Identity)),
+            (Some("gzip;q=0.5, zstd;q=0.4"), Some(Gzip)),
+            (Some("gzip;q=0.5, identity;q=0.9"), Some(Identity)),
+            (Some("*"), Some(Zstd)),
+            (Some("*;q=0.2, identity;q=0.5"), Some(Identity)),
             (Some("identity;q=0"), None),
             (Some("*;q=0"), None),
-            (Some("*;q=0, gzip"), Some(Encoding::Gzip)),
-            (Some("br"), Some(Encoding::Identity)),
-            (Some("x-gzip"), Some(Encoding::Gzip)),
-            (Some("GZIP;Q=1.000"), Some(Encoding::Gzip)),
-            (Some("gzip;q=2, zstd;q=abc"), Some(Encoding::Identity)),
-            (Some("gzip;q=0.001"), Some(Encoding::Gzip)),
-            (Some("gzip;q=1, identity;q=1"), Some(Encoding::Gzip)),
+            (Some("*;q=0, gzip"), Some(Gzip)),
+            (Some("br"), Some(Identity)),
+            (Some("x-gzip"), Some(Gzip)),
+            (Some("GZIP;Q=1.000"), Some(Gzip)),
+            (Some("gzip;q=2, zstd;q=abc"), Some(Identity)),
+            (Some("gzip;q=0.001"), Some(Gzip)),
+            (Some("gzip;q=1, identity;q=1"), Some(Gzip)),
         ];
         for (header, want) in cases {
-            assert_eq!(negotiate(*header), *want, "Accept-Encoding: {header:?}");
+            let want = want.map(Choice::Whole);
+            assert_eq!(
+                negotiate(*header, false),
+                want,
+                "Accept-Encoding: {header:?}"
+            );
         }
     }
 
-    fn tags(tags: &[&'static str]) -> EntityTags {
-        EntityTags::new(tags.iter().map(|t| HeaderValue::from_static(t)).collect()).unwrap()
+    #[test]
+    fn dcz_is_chosen_only_when_a_delta_is_ready_and_by_q_value() {
+        let cases: &[(&str, bool, Option<Choice>)] = &[
+            ("dcz, zstd, gzip", true, Some(Choice::Delta)),
+            ("dcz, zstd, gzip", false, whole(Zstd)),
+            ("gzip, zstd, dcz", true, Some(Choice::Delta)),
+            ("dcz;q=0, zstd", true, whole(Zstd)),
+            ("dcz;q=0.5, zstd", true, whole(Zstd)),
+            ("dcz, zstd;q=0.5", true, Some(Choice::Delta)),
+            ("zstd, gzip", true, whole(Zstd)),
+            ("*", true, Some(Choice::Delta)),
+            ("DCZ;Q=1", true, Some(Choice::Delta)),
+            ("dcz;q=0.2, identity;q=0.5", true, whole(Identity)),
+            ("dcz;q=0.9, gzip;q=0.9", true, Some(Choice::Delta)),
+            ("dcz", false, whole(Identity)),
+            ("dcz, identity;q=0", false, None),
+            ("gzip;q=0, dcz", true, Some(Choice::Delta)),
+        ];
+        for (header, ready, want) in cases {
+            assert_eq!(
+                negotiate(Some(header), *ready),
+                *want,
+                "{header} (ready: {ready})"
+            );
+        }
     }
 
-    fn if_none_match(values: &[&'static str]) -> HeaderMap {
+    fn with_dictionary(values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append(
-                poem::http::header::IF_NONE_MATCH,
-                HeaderValue::from_static(value),
-            );
+            headers.append(AVAILABLE_DICTIONARY, value.parse().unwrap());
         }
         headers
     }
 
     #[test]
-    fn our_tag_sent_back_verbatim_or_in_any_form_is_a_304() {
-        let ours = tags(&["\"1-abc-zstd\"", "\"1-abc-gzip\"", "\"1-abc\""]);
-        let modified = SystemTime::now();
-        for values in [
-            &["\"1-abc-gzip\""][..],
-            &["\"1-abc\""],
-            &["W/\"1-abc-zstd\""],
-            &["\"old\", \"1-abc-gzip\""],
-            &["\"old\"", "\"1-abc-gzip\""],
-            &["*"],
-        ] {
-            let verdict = precondition(&if_none_match(values), &ours, modified);
-            assert_eq!(verdict, Precondition::NotModified, "{values:?}");
-        }
-        for values in [
-            &["\"1-abc-br\""][..],
-            &["\"1-ABC-gzip\""],
-            &["\"1-abc-gzip\"", "\"bad tag\""],
-        ] {
-            let verdict = precondition(&if_none_match(values), &ours, modified);
-            assert_eq!(verdict, Precondition::Send, "{values:?}");
-        }
-    }
-
-    #[test]
-    fn entity_tags_refuse_a_value_that_is_not_a_tag() {
-        assert!(EntityTags::new(vec![HeaderValue::from_static("no-quotes")]).is_none());
-    }
-
-    #[test]
-    fn a_blank_inside_a_quoted_etag_is_a_malformed_header_not_a_panic() {
-        let ours = tags(&["\"1-abc\""]);
-        for value in ["\"a b\"", "\"1-abc\", \"x\ty\"", "W/\"a b\""] {
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                poem::http::header::IF_NONE_MATCH,
-                HeaderValue::from_str(value).unwrap(),
-            );
-            let verdict = precondition(&headers, &ours, SystemTime::now());
-            assert_eq!(verdict, Precondition::Send, "{value}");
-        }
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            poem::http::header::IF_NONE_MATCH,
-            HeaderValue::from_static("\"old\" , \"1-abc\""),
-        );
-        let verdict = precondition(&headers, &ours, SystemTime::now());
+    fn available_dictionary_reads_one_sha256_byte_sequence_and_ignores_anything_else() {
+        // RFC 9842's test vector: the SHA-256 of "This is a test dictionary.\n".
+        let vector = ":U5abz16WDg7b8KS93msLPpOB4Vbef1uRzoORYkJw9BY=:";
+        let sha = available_dictionary(&with_dictionary(&[vector])).unwrap();
+        assert_eq!((sha[0], sha[31]), (0x53, 0x16));
         assert_eq!(
-            verdict,
-            Precondition::NotModified,
-            "blanks between tags are fine"
+            available_dictionary(&with_dictionary(&[&format!(" {vector} ")])),
+            Some(sha)
         );
+        for bad in [
+            &[][..],
+            &[vector, vector],
+            &["U5abz16WDg7b8KS93msLPpOB4Vbef1uRzoORYkJw9BY="],
+            &[":U5abz16WDg7b8KS93msLPpOB4Vbef1uRzoORYkJw9BY:"],
+            &[":U5abz16WDg7b8KS93msLPpOB4Vbef1uRzoORYkJw9BYAAAA=:"],
+            &[":AAAA:"],
+            &["::"],
+            &[":!!!!:"],
+            &[&format!(":{}:", "A".repeat(200))],
+            &["\"sf-string\""],
+        ] {
+            assert_eq!(available_dictionary(&with_dictionary(bad)), None, "{bad:?}");
+        }
     }
 
     fn q(quality: u16) -> String {
@@ -298,8 +266,21 @@ mod tests {
 
     proptest! {
         #[test]
-        fn negotiate_never_panics(header in "\\PC{0,200}") {
-            let _ = negotiate(Some(&header));
+        fn negotiate_never_panics(header in "\\PC{0,200}", ready: bool) {
+            let _ = negotiate(Some(&header), ready);
+        }
+
+        #[test]
+        fn available_dictionary_never_panics_and_reads_only_32_bytes(value in "[ -~]{0,100}") {
+            if let Ok(value) = value.parse() {
+                let mut headers = HeaderMap::new();
+                headers.insert(AVAILABLE_DICTIONARY, value);
+                if let Some(sha) = available_dictionary(&headers) {
+                    use base64::Engine as _;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(sha);
+                    prop_assert_eq!(headers[AVAILABLE_DICTIONARY].to_str().unwrap().trim(), format!(":{encoded}:"));
+                }
+            }
         }
 
         #[test]
@@ -309,10 +290,11 @@ mod tests {
             let entries = [format!("zstd;q={}", q(zq)), format!("gzip;q={}", q(gq)), format!("identity;q={}", q(iq))];
             let perm = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]][order];
             let header = perm.iter().map(|&i| entries[i].as_str()).collect::<Vec<_>>().join(", ");
-            let quality = |e: Encoding| match e { Encoding::Zstd => zq, Encoding::Gzip => gq, Encoding::Identity => iq };
-            match negotiate(Some(&header)) {
+            let quality = |e: Encoding| match e { Zstd => zq, Gzip => gq, Identity => iq };
+            match negotiate(Some(&header), false) {
                 None => prop_assert!(zq == 0 && gq == 0 && iq == 0),
-                Some(chosen) => {
+                Some(Choice::Delta) => prop_assert!(false, "dcz without a delta"),
+                Some(Choice::Whole(chosen)) => {
                     prop_assert!(quality(chosen) > 0);
                     for other in Encoding::PREFERENCE {
                         prop_assert!(quality(other) <= quality(chosen), "{header}: chose {chosen:?}");

@@ -34,6 +34,7 @@ pub fn request_span(method: &Method, headers: &HeaderMap, route: Route) -> Span 
 pub fn encoding_label(headers: &HeaderMap) -> &'static str {
     match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
         Some(b"zstd") => "zstd",
+        Some(b"dcz") => "dcz",
         Some(b"gzip") => "gzip",
         _ => "identity",
     }

@@ -53,6 +53,19 @@ pub struct MetaBody {
     pub gzip_bytes: u64,
     /// zstd body size.
     pub zstd_bytes: u64,
+    /// The earlier versions a `dcz` delta to this one is ready from.
+    pub deltas: Vec<DeltaBody>,
+}
+
+/// A `dcz` delta ready to be served.
+#[derive(Object)]
+pub struct DeltaBody {
+    /// The earlier version whose identity document is the dictionary.
+    pub version: String,
+    /// Lowercase hex SHA-256 of that document, as `Available-Dictionary` names it.
+    pub json_sha256: String,
+    /// Size of the dcz body.
+    pub dcz_bytes: u64,
 }
 
 /// Responses of the metadata endpoint.
@@ -96,6 +109,15 @@ impl OfertasApi {
                     json_bytes: meta.json_bytes,
                     gzip_bytes: meta.gzip_bytes,
                     zstd_bytes: meta.zstd_bytes,
+                    deltas: snapshot
+                        .deltas
+                        .iter()
+                        .map(|d| DeltaBody {
+                            version: d.delta.version.clone(),
+                            json_sha256: d.delta.json_sha256.clone(),
+                            dcz_bytes: d.delta.dcz_bytes,
+                        })
+                        .collect(),
                 }))
             }
             None => MetaResponse::Unavailable(

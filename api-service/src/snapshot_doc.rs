@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use poem::http::Method;
 use poem_openapi::registry::{
-    MetaApi, MetaHeader, MetaMediaType, MetaOperation, MetaPath, MetaResponse, MetaResponses,
-    MetaSchemaRef, Registry,
+    MetaApi, MetaHeader, MetaMediaType, MetaOperation, MetaOperationParam, MetaParamIn, MetaPath,
+    MetaResponse, MetaResponses, MetaSchemaRef, Registry,
 };
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, Object, OpenApi};
@@ -99,6 +99,7 @@ const OK_HEADERS: &[Header] = &[
     ("Cache-Control", true, Kind::Text),
     ("Vary", true, Kind::Text),
     ("X-Ofertas-Count", true, Kind::Count),
+    ("Use-As-Dictionary", true, Kind::Text),
 ];
 const NOT_MODIFIED_HEADERS: &[Header] = &[
     ("ETag", true, Kind::Text),
@@ -111,7 +112,8 @@ const NOT_MODIFIED_HEADERS: &[Header] = &[
 const RESPONSES: &[(u16, &str, Payload, &[Header])] = &[
     (
         200,
-        "The snapshot document in the best encoding the request accepts.",
+        "The snapshot document in the best encoding the request accepts: `dcz` (a delta from \
+         the dictionary `Available-Dictionary` names), `zstd`, `gzip` or none.",
         Payload::Document,
         OK_HEADERS,
     ),
@@ -178,6 +180,40 @@ fn media(schema: MetaSchemaRef) -> MetaMediaType {
     }
 }
 
+/// The request headers the route reads, with what each does.
+const REQUEST_HEADERS: [(&str, &str); 4] = [
+    (
+        "Accept-Encoding",
+        "`dcz`, `zstd`, `gzip`, `identity`, `*`, with q-values.",
+    ),
+    (
+        "Available-Dictionary",
+        "RFC 9842: `:base64 SHA-256:` of an earlier identity document this client holds; \
+         a delta from it is sent as `dcz` when ready. Unknown or malformed values are ignored.",
+    ),
+    (
+        "If-None-Match",
+        "ETags of the client's copy (any representation), or `*`.",
+    ),
+    ("If-Modified-Since", "Used only without `If-None-Match`."),
+];
+
+fn parameters() -> Vec<MetaOperationParam> {
+    REQUEST_HEADERS
+        .iter()
+        .map(|&(name, description)| MetaOperationParam {
+            name: name.to_owned(),
+            schema: String::schema_ref(),
+            in_type: MetaParamIn::Header,
+            description: Some(description.to_owned()),
+            required: false,
+            deprecated: false,
+            explode: true,
+            style: None,
+        })
+        .collect()
+}
+
 fn operation(method: Method, summary: &'static str, description: &'static str) -> MetaOperation {
     let security = <BearerAuth as ApiExtractor>::security_schemes()
         .into_iter()
@@ -189,7 +225,7 @@ fn operation(method: Method, summary: &'static str, description: &'static str) -
         summary: Some(summary),
         description: (!description.is_empty()).then_some(description),
         external_docs: None,
-        params: Vec::new(),
+        params: parameters(),
         request: None,
         responses: responses(),
         deprecated: false,
@@ -211,9 +247,10 @@ impl OpenApi for SnapshotRouteDoc {
                     operation(
                         Method::GET,
                         "The current snapshot of live offers, ranked.",
-                        "Sent zstd, gzip or uncompressed as `Accept-Encoding` allows (q-values \
-                         honoured); `If-None-Match` with any of the snapshot's ETags (or `*`), \
-                         or else `If-Modified-Since`, yields 304.",
+                        "Sent as a `dcz` delta, zstd, gzip or uncompressed as `Accept-Encoding` \
+                         allows (q-values honoured; `dcz` only with an `Available-Dictionary` \
+                         naming a version a delta is ready from); `If-None-Match` with any of \
+                         the snapshot's ETags (or `*`), or else `If-Modified-Since`, yields 304.",
                     ),
                     operation(
                         Method::HEAD,

@@ -17,8 +17,9 @@ use tokio::net::TcpStream;
 use crate::auth::{AuthError, Authenticator};
 use crate::errors::ApiError;
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::negotiate::{Precondition, negotiate, precondition};
+use crate::negotiate::{Choice, Encoding, available_dictionary, negotiate};
 use crate::observe;
+use crate::preconditions::{Precondition, precondition};
 use crate::route_table::{Route, SNAPSHOT_PATH};
 use crate::sealed::BodyFiles;
 use crate::snapshot::CurrentSnapshot;
@@ -27,8 +28,9 @@ use crate::zero_copy::ZeroCopyStream;
 
 /// The (status, encoding label) pairs of nearly every response of the route: 200 in each
 /// encoding, and 304 (no body, so no encoding).
-const COMMON_RESPONSES: [(u16, &str); 4] = [
+const COMMON_RESPONSES: [(u16, &str); 5] = [
     (200, "zstd"),
+    (200, "dcz"),
     (200, "gzip"),
     (200, "identity"),
     (304, "identity"),
@@ -86,7 +88,7 @@ impl SnapshotRoute {
             method_not_allowed()
         } else {
             match self.authorize(headers) {
-                Ok(()) => reply(&self.current, headers),
+                Ok(()) => self.reply(headers, method == Method::HEAD),
                 Err(error) => error_reply(&ApiError::unauthorized(error.to_string())),
             }
         };
@@ -134,44 +136,64 @@ fn error_reply(error: &ApiError) -> Response<SnapshotBody> {
     error.response().map(SnapshotBody::full)
 }
 
-/// The response to an authorised request: the snapshot in the best encoding the request
-/// accepts (200), 304 when the client's copy is current, 406 when it accepts none of
-/// ours, 503 before the first snapshot. Bodies and headers are the snapshot's own, so
-/// this copies no body and formats nothing.
-pub fn reply(current: &CurrentSnapshot, headers: &HeaderMap) -> Response<SnapshotBody> {
-    let snapshot = current.load();
-    let Some(snapshot) = snapshot.as_deref() else {
-        let mut response = error_reply(&ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_snapshot",
-            "no snapshot has been published yet",
-        ));
+impl SnapshotRoute {
+    /// The response to an authorised request: the snapshot in the best representation the
+    /// request accepts (200; a dcz delta when its `Available-Dictionary` names a version a
+    /// delta is held from), 304 when the client's copy is current (a matching
+    /// `If-None-Match` wins over a dictionary), 406 when it accepts none of ours, 503
+    /// before the first snapshot. Bodies and headers are the snapshot's own, so this
+    /// copies no body and formats nothing.
+    fn reply(&self, headers: &HeaderMap, head: bool) -> Response<SnapshotBody> {
+        let snapshot = self.current.load();
+        let Some(snapshot) = snapshot.as_deref() else {
+            let mut response = error_reply(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_snapshot",
+                "no snapshot has been published yet",
+            ));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            return response;
+        };
+        let delta = match available_dictionary(headers) {
+            Some(dictionary) => {
+                let delta = snapshot.delta_from(&dictionary);
+                if delta.is_none() {
+                    self.metrics.dictionary_unmatched();
+                }
+                delta
+            }
+            None => None,
+        };
+        let accept = headers
+            .get(header::ACCEPT_ENCODING)
+            .map(|v| v.to_str().unwrap_or(""));
+        let variant = match (negotiate(accept, delta.is_some()), delta) {
+            (Some(Choice::Delta), Some(delta)) => delta,
+            (Some(Choice::Whole(encoding)), _) => snapshot.variant(encoding),
+            _ => {
+                return error_reply(&ApiError::new(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "not_acceptable",
+                    "the request accepts none of zstd, gzip or identity",
+                ));
+            }
+        };
+        let mut response = match precondition(headers, &snapshot.tags, snapshot.modified) {
+            Precondition::NotModified => {
+                let mut response = Response::new(SnapshotBody::full(Default::default()));
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                *response.headers_mut() = variant.not_modified_headers.clone();
+                return response;
+            }
+            Precondition::Send => Response::new(variant.body()),
+        };
+        if !head && delta.is_some_and(|delta| std::ptr::eq(delta, variant)) {
+            let zstd = snapshot.variant(Encoding::Zstd).len;
+            self.metrics.delta_sent(zstd.saturating_sub(variant.len));
+        }
+        *response.headers_mut() = variant.ok_headers.clone();
         response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        return response;
-    };
-    let accept = headers
-        .get(header::ACCEPT_ENCODING)
-        .map(|v| v.to_str().unwrap_or(""));
-    let Some(encoding) = negotiate(accept) else {
-        return error_reply(&ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            "the request accepts none of zstd, gzip or identity",
-        ));
-    };
-    let variant = snapshot.variant(encoding);
-    let (status, headers, body) = match precondition(headers, &snapshot.tags, snapshot.modified) {
-        Precondition::NotModified => (
-            StatusCode::NOT_MODIFIED,
-            variant.not_modified_headers.clone(),
-            SnapshotBody::full(Default::default()),
-        ),
-        Precondition::Send => (StatusCode::OK, variant.ok_headers.clone(), variant.body()),
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    }
 }

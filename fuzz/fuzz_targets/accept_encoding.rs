@@ -1,10 +1,11 @@
 //! `Accept-Encoding` negotiation (`api_service::negotiate::negotiate`) against a reference
 //! model written independently from RFC 9110 §12.5.3: the chosen coding is never one the
-//! header refuses (q=0), has the highest quality on offer (ties: zstd, gzip, identity),
-//! and `None` comes only when every coding we have, identity included, is refused.
+//! header refuses (q=0), has the highest quality on offer (ties: dcz, zstd, gzip,
+//! identity), `dcz` only when a delta is ready, and `None` comes only when every coding
+//! on offer, identity included, is refused.
 #![no_main]
 
-use api_service::negotiate::{Encoding, negotiate};
+use api_service::negotiate::{Choice, Encoding, negotiate};
 use libfuzzer_sys::fuzz_target;
 
 /// Quality of one list member in thousandths, or `None` when its `q` is malformed
@@ -29,13 +30,22 @@ fn quality(params: &str) -> Option<u32> {
     }
 }
 
-/// Quality the header gives `encoding`: its own members (the most generous one wins),
+/// Every choice, in the order of preference at equal quality.
+const CHOICES: [Choice; 4] = [
+    Choice::Delta,
+    Choice::Whole(Encoding::Zstd),
+    Choice::Whole(Encoding::Gzip),
+    Choice::Whole(Encoding::Identity),
+];
+
+/// Quality the header gives `choice`: its own members (the most generous one wins),
 /// else `*`, else 0 for a content coding and 1 for identity.
-fn model(header: &str, encoding: Encoding) -> u32 {
-    let names: &[&str] = match encoding {
-        Encoding::Zstd => &["zstd"],
-        Encoding::Gzip => &["gzip", "x-gzip"],
-        Encoding::Identity => &["identity"],
+fn model(header: &str, choice: Choice) -> u32 {
+    let names: &[&str] = match choice {
+        Choice::Delta => &["dcz"],
+        Choice::Whole(Encoding::Zstd) => &["zstd"],
+        Choice::Whole(Encoding::Gzip) => &["gzip", "x-gzip"],
+        Choice::Whole(Encoding::Identity) => &["identity"],
     };
     let (mut own, mut any) = (None::<u32>, None::<u32>);
     for member in header.split(',') {
@@ -48,31 +58,41 @@ fn model(header: &str, encoding: Encoding) -> u32 {
             any = Some(any.map_or(q, |o| o.max(q)));
         }
     }
-    own.or(any)
-        .unwrap_or(if encoding == Encoding::Identity { 1 } else { 0 })
+    let identity = choice == Choice::Whole(Encoding::Identity);
+    own.or(any).unwrap_or(if identity { 1 } else { 0 })
 }
 
-fuzz_target!(|header: &str| {
-    let chosen = negotiate(Some(header));
-    let q = |e| model(header, e);
+fuzz_target!(|input: (bool, &str)| {
+    let (delta_ready, header) = input;
+    let chosen = negotiate(Some(header), delta_ready);
+    let on_offer: Vec<Choice> = CHOICES
+        .into_iter()
+        .filter(|&c| delta_ready || c != Choice::Delta)
+        .collect();
+    let q = |c| model(header, c);
+    let rank = |c| CHOICES.iter().position(|&x| x == c).unwrap_or(usize::MAX);
     match chosen {
         None => {
-            for encoding in Encoding::PREFERENCE {
+            for choice in &on_offer {
                 assert_eq!(
-                    q(encoding),
+                    q(*choice),
                     0,
-                    "{header:?}: None although {encoding:?} is acceptable"
+                    "{header:?}: None although {choice:?} is acceptable"
                 );
             }
         }
         Some(chosen) => {
             assert!(
+                on_offer.contains(&chosen),
+                "{header:?}: chose {chosen:?}, which is not on offer"
+            );
+            assert!(
                 q(chosen) > 0,
                 "{header:?}: chose {chosen:?}, which the header refuses"
             );
-            for other in Encoding::PREFERENCE {
+            for &other in &on_offer {
                 // Strictly better, or as good and earlier in the preference order.
-                let ahead = other.index() < chosen.index();
+                let ahead = rank(other) < rank(chosen);
                 assert!(
                     q(other) < q(chosen) || (q(other) == q(chosen) && !ahead) || other == chosen,
                     "{header:?}: chose {chosen:?} (q={}) over {other:?} (q={})",

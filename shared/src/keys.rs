@@ -10,6 +10,8 @@
 //! | `P:{snapshot}:versions` | sorted set | retained versions, scored by their sequence number |
 //! | `P:{snapshot}:v:VERSION:meta` | string | that version's metadata |
 //! | `P:{snapshot}:v:VERSION:gzip` / `:zstd` | string | that version's compressed document |
+//! | `P:{snapshot}:v:VERSION:dcz` | hash | its dcz deltas by earlier version ([`crate::delta`]) |
+//! | `P:{snapshot}:v:VERSION:deltas` | string | JSON index of those deltas |
 //! | `P:lock:refresh` | string | the refresh lock's owner token, with an expiry |
 //! | `P:refresh` | channel | refresh requests from operators and the API |
 //! | `P:events` | channel | JSON [`Event`](crate::events::Event)s |
@@ -63,6 +65,16 @@ impl Keys {
     /// Compressed body of one version.
     pub fn version_body(&self, version: &str, codec: Codec) -> String {
         format!("{}{version}:{}", self.version_prefix(), codec.name())
+    }
+
+    /// The dcz bodies of one version, by earlier version (see [`crate::delta`]).
+    pub fn version_dcz(&self, version: &str) -> String {
+        format!("{}{version}:dcz", self.version_prefix())
+    }
+
+    /// The index of one version's deltas (see [`crate::delta`]).
+    pub fn version_deltas(&self, version: &str) -> String {
+        format!("{}{version}:deltas", self.version_prefix())
     }
 
     /// The lock that keeps one refresh at a time.

@@ -5,6 +5,7 @@
 //! reads them through the same type, so the layout is defined exactly once.
 
 pub mod config;
+pub mod delta;
 pub mod events;
 pub mod keys;
 pub mod memory;

@@ -151,14 +151,7 @@ impl SnapshotMeta {
     }
 
     fn check<'m>(&'m self, what: &'static str, expected: u64, hash: &'m str) -> BodyCheck<'m> {
-        BodyCheck {
-            version: &self.version,
-            what,
-            expected,
-            hash,
-            hasher: blake3::Hasher::new(),
-            len: 0,
-        }
+        BodyCheck::new(&self.version, what, expected, hash)
     }
 }
 
@@ -173,7 +166,20 @@ pub struct BodyCheck<'m> {
     len: u64,
 }
 
-impl BodyCheck<'_> {
+impl<'m> BodyCheck<'m> {
+    /// A check of the body `what` of `version`, recorded as `expected` bytes whose BLAKE3
+    /// is `hash` (hex).
+    pub fn new(version: &'m str, what: &'static str, expected: u64, hash: &'m str) -> Self {
+        Self {
+            version,
+            what,
+            expected,
+            hash,
+            hasher: blake3::Hasher::new(),
+            len: 0,
+        }
+    }
+
     /// Takes the next piece of the body.
     pub fn update(&mut self, piece: &[u8]) {
         self.hasher.update(piece);

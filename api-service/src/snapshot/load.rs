@@ -5,12 +5,15 @@
 //! Redis reply and a copy besides. The identity document is decompressed from the zstd
 //! body once, to check it against its recorded hash, and kept (sealed too) only when it is
 //! no larger than the hold limit; otherwise responses decompress it as they send it.
+//! The version's dcz deltas are read the same way, once its index is written; a delta
+//! that does not match the index, or names another dictionary, is refused alone.
 
 use std::io::{self, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use shared::delta::{Delta, dcz_dictionary, sha256_bytes};
 use shared::snapshot::{BodyCheck, Codec, SnapshotMeta};
 use shared::store::{SnapshotStore, StoreError};
 
@@ -60,7 +63,7 @@ impl LoadError {
 
 /// Loads the version `meta` describes: both compressed bodies into sealed files in
 /// `files`, the identity document checked and, when `meta.json_bytes <= hold_identity`,
-/// held too.
+/// held too. Its deltas come with [`load_deltas`].
 ///
 /// # Errors
 /// [`LoadError`]; nothing of the version is kept then.
@@ -83,7 +86,75 @@ pub async fn load(
         version,
         source: io::Error::other(e),
     })?;
-    Ok(Snapshot::new(meta, zstd, gzip, identity?)?)
+    Ok(Snapshot::new(meta, zstd, gzip, identity?, None)?)
+}
+
+/// A delta ready to serve: its index entry, its dictionary's SHA-256, its body.
+pub type HeldDelta = (Delta, [u8; 32], Bytes);
+
+/// The deltas of a version that could be held, and those refused.
+pub struct Deltas {
+    /// Checked and held.
+    pub held: Vec<HeldDelta>,
+    /// Refused (missing, not matching the index, or another dictionary), with why.
+    pub refused: Vec<(String, String)>,
+}
+
+/// The deltas `version`'s index lists, each copied into a sealed file and checked;
+/// `None` while refresh-service has not written the index.
+///
+/// # Errors
+/// [`LoadError::Store`] when Redis fails or the index is unreadable.
+pub async fn load_deltas(
+    store: &SnapshotStore,
+    version: &str,
+    files: &Arc<BodyFiles>,
+) -> Result<Option<Deltas>, LoadError> {
+    let Some(index) = store.deltas(version).await? else {
+        return Ok(None);
+    };
+    let mut deltas = Deltas {
+        held: Vec::with_capacity(index.len()),
+        refused: Vec::new(),
+    };
+    for delta in index {
+        match load_delta(store, version, &delta, files).await {
+            Ok((dictionary, body)) => deltas.held.push((delta, dictionary, body)),
+            Err(LoadError::Store(StoreError::Redis(e))) => return Err(StoreError::Redis(e).into()),
+            Err(e) => deltas.refused.push((delta.version, e.to_string())),
+        }
+    }
+    Ok(Some(deltas))
+}
+
+/// One delta of `version`, copied and checked: its body, and the dictionary it names.
+async fn load_delta(
+    store: &SnapshotStore,
+    version: &str,
+    delta: &Delta,
+    files: &Arc<BodyFiles>,
+) -> Result<([u8; 32], Bytes), LoadError> {
+    let memory = |source| LoadError::Memory {
+        version: version.to_owned(),
+        source,
+    };
+    let mut file = SealedWriter::new().map_err(memory)?;
+    store.copy_delta(version, delta, &mut file).await?;
+    let body = file.seal(files).map_err(memory)?;
+    let named = dcz_dictionary(&body);
+    match sha256_bytes(&delta.json_sha256) {
+        Some(dictionary) if named == Some(dictionary) => Ok((dictionary, body)),
+        _ => Err(LoadError::Document {
+            version: version.to_owned(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the dcz body from {} does not name its dictionary",
+                    delta.version
+                ),
+            ),
+        }),
+    }
 }
 
 /// One compressed body, copied from Redis into a sealed file.

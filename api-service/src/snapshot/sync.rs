@@ -19,8 +19,8 @@ use shared::store::{SnapshotStore, StoreError};
 
 use crate::metrics::Metrics;
 use crate::sealed::BodyFiles;
-use crate::snapshot::CurrentSnapshot;
-use crate::snapshot::load::{LoadError, load};
+use crate::snapshot::load::{LoadError, load, load_deltas};
+use crate::snapshot::{CurrentSnapshot, Snapshot};
 
 /// How often the current-snapshot key is polled.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
@@ -42,8 +42,9 @@ pub struct SnapshotSync {
 }
 
 impl SnapshotSync {
-    /// Loads the current snapshot from Redis if its version differs from the one served.
-    /// Returns whether a new snapshot is now served.
+    /// Loads the current snapshot from Redis if its version differs from the one served,
+    /// and its deltas once their index is written. Returns whether something new is now
+    /// served.
     ///
     /// # Errors
     /// [`LoadError`]; the snapshot held keeps being served.
@@ -52,16 +53,26 @@ impl SnapshotSync {
         self.current
             .set_redis_up(!matches!(meta, Err(StoreError::Redis(_))));
         let Some(meta) = meta? else { return Ok(false) };
-        let served = self
-            .current
-            .load()
-            .as_ref()
-            .map(|s| s.meta.version == meta.version);
-        if served == Some(true) || self.current.is_refused(&meta.version) {
+        let served = self.current.get();
+        if let Some(served) = served.filter(|s| s.meta.version == meta.version) {
+            if served.deltas_listed {
+                return Ok(false);
+            }
+            let Some(snapshot) = self.with_deltas(&served).await else {
+                return Ok(false);
+            };
+            self.current.replace(snapshot);
+            return Ok(true);
+        }
+        if self.current.is_refused(&meta.version) {
             return Ok(false);
         }
         let version = meta.version.clone();
-        match load(&self.store, meta, &self.files, self.hold_identity).await {
+        let loaded = match load(&self.store, meta, &self.files, self.hold_identity).await {
+            Ok(snapshot) => Ok(self.with_deltas(&snapshot).await.unwrap_or(snapshot)),
+            Err(e) => Err(e),
+        };
+        match loaded {
             Ok(snapshot) => {
                 tracing::info!(snapshot.version = %snapshot.meta.version, snapshot.count = snapshot.meta.count, "serving new snapshot");
                 self.metrics.snapshot_loaded(&snapshot.meta);
@@ -77,6 +88,29 @@ impl SnapshotSync {
                 Err(e)
             }
         }
+    }
+
+    /// `snapshot` with its deltas, once the index of its version is written (`None`
+    /// before, and when Redis fails: the next poll tries again). Deltas that do not check
+    /// out are refused, logged and counted; the others are served.
+    async fn with_deltas(&self, snapshot: &Snapshot) -> Option<Snapshot> {
+        let version = &snapshot.meta.version;
+        let deltas = match load_deltas(&self.store, version, &self.files).await {
+            Ok(deltas) => deltas?,
+            Err(e) => {
+                tracing::warn!(snapshot.version = %version, error = %e, "cannot read the deltas yet");
+                return None;
+            }
+        };
+        for (base, why) in &deltas.refused {
+            tracing::error!(snapshot.version = %version, delta.base = %base, error = %why, "refusing a corrupt delta; the whole encodings still serve");
+            self.metrics.delta_rejected();
+        }
+        tracing::info!(snapshot.version = %version, deltas = deltas.held.len(), "deltas ready");
+        snapshot
+            .with_deltas(deltas.held)
+            .inspect_err(|e| tracing::error!(error = %e, "deltas not served"))
+            .ok()
     }
 
     async fn resync_logged(&self, why: &str) {

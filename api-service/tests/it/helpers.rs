@@ -258,3 +258,80 @@ pub async fn wait_for_version(api: &TestApi, version: &str, within: std::time::D
     })
     .await;
 }
+
+/// Lowercase hex SHA-256 of `document`.
+pub fn sha256_hex(document: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(document))
+}
+
+/// `Available-Dictionary` naming `document`.
+pub fn available_dictionary(document: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let sha = sha2::Sha256::digest(document);
+    format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(sha)
+    )
+}
+
+/// An RFC 9842 dcz body turning `dictionary` into `document`.
+pub fn dcz(dictionary: &[u8], document: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let sha: [u8; 32] = sha2::Sha256::digest(dictionary).into();
+    let mut body = shared::delta::dcz_header(&sha).to_vec();
+    let mut encoder =
+        zstd::stream::write::Encoder::with_ref_prefix(&mut body, 3, dictionary).unwrap();
+    encoder
+        .set_parameter(zstd::stream::raw::CParameter::WindowLog(23))
+        .unwrap();
+    encoder.write_all(document).unwrap();
+    encoder.finish().unwrap();
+    body
+}
+
+/// The document a dcz `body` decodes to with `dictionary`.
+pub fn undcz(dictionary: &[u8], body: &[u8]) -> Vec<u8> {
+    assert_eq!(
+        shared::delta::dcz_dictionary(body),
+        Some(<[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(
+            dictionary
+        ))),
+        "the dcz header names the dictionary"
+    );
+    let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(
+        &body[shared::delta::DCZ_HEADER_BYTES..],
+        dictionary,
+    )
+    .unwrap();
+    decoder.window_log_max(27).unwrap();
+    let mut document = Vec::new();
+    std::io::Read::read_to_end(&mut decoder, &mut document).unwrap();
+    document
+}
+
+impl Writer {
+    /// Stores deltas of `written` from each of `earlier` (their documents as dictionaries).
+    pub async fn publish_deltas(&self, written: &Written, earlier: &[&Written]) {
+        let deltas: Vec<(shared::delta::Delta, Bytes)> = earlier
+            .iter()
+            .map(|base| {
+                let body = dcz(&base.document, &written.document);
+                let delta = shared::delta::Delta {
+                    version: base.meta.version.clone(),
+                    json_sha256: sha256_hex(&base.document),
+                    dcz_bytes: body.len() as u64,
+                    dcz_hash: hash_hex(&body),
+                };
+                (delta, Bytes::from(body))
+            })
+            .collect();
+        assert!(
+            self.store
+                .publish_deltas(&written.meta.version, &deltas)
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -63,13 +63,18 @@ async fn every_encoding_carries_the_same_document_and_the_contract_headers() {
             header(&response, "content-type").as_deref(),
             Some("application/json")
         );
+        // Revalidated before reuse, yet kept by a browser as an RFC 9842 dictionary.
         assert_eq!(
             header(&response, "cache-control").as_deref(),
-            Some("private, no-cache")
+            Some("private, max-age=0, stale-while-revalidate=172800")
         );
         assert_eq!(
             header(&response, "vary").as_deref(),
-            Some("Accept-Encoding")
+            Some("Accept-Encoding, Available-Dictionary")
+        );
+        assert_eq!(
+            header(&response, "use-as-dictionary").as_deref(),
+            Some("match=\"/api/v4/ofertasws\"")
         );
         assert_eq!(header(&response, "x-ofertas-count").as_deref(), Some("40"));
         let last_modified = header(&response, "last-modified").unwrap();
@@ -139,7 +144,7 @@ async fn conditional_requests_answer_304_for_any_encoding_of_the_current_snapsho
         );
         assert_eq!(
             header(&response, "vary").as_deref(),
-            Some("Accept-Encoding")
+            Some("Accept-Encoding, Available-Dictionary")
         );
         assert!(response.bytes().await.unwrap().is_empty());
     }

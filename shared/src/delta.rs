@@ -1,0 +1,178 @@
+//! Delta downloads (RFC 9842 `dcz`): how a version's deltas are framed, listed and stored.
+//!
+//! A delta turns an earlier identity document (the client's dictionary) into this
+//! version's. Its body is the RFC 9842 §5 header — the 8 bytes `5E 2A 4D 18 20 00 00 00`
+//! (a zstd skippable frame carrying 32 bytes) and the SHA-256 of the dictionary —
+//! followed by one zstd frame compressed with the dictionary as a raw-content prefix.
+//! refresh-service builds them after a version became current and stores them with it
+//! (`P` = prefix):
+//!
+//! | key | kind | holds |
+//! |---|---|---|
+//! | `P:{snapshot}:v:VERSION:dcz` | hash | earlier version → dcz body |
+//! | `P:{snapshot}:v:VERSION:deltas` | string | JSON list of [`Delta`], written with the bodies, last |
+//!
+//! Both keys live and expire with their version (same TTL, the same trimming).
+
+use std::io::Write;
+
+use bytes::Bytes;
+use fred::prelude::{HashesInterface, KeysInterface, LuaInterface};
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::BodyCheck;
+use crate::store::{SnapshotStore, StoreError};
+
+/// First bytes of every dcz body: a zstd skippable frame (magic `0x184D2A5E`) of 32 bytes.
+pub const DCZ_MAGIC: [u8; 8] = [0x5E, 0x2A, 0x4D, 0x18, 0x20, 0x00, 0x00, 0x00];
+/// Length of the dcz header: the magic and the dictionary's SHA-256.
+pub const DCZ_HEADER_BYTES: usize = 40;
+/// Largest document a delta is made from or to (Chromium's dictionary limit, RFC 9842).
+pub const MAX_DICTIONARY_BYTES: u64 = 100 * 1024 * 1024;
+
+/// One delta of a version, as its index lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// The earlier version whose identity document is the dictionary.
+    pub version: String,
+    /// Lowercase hex SHA-256 of that document: what `Available-Dictionary` names.
+    pub json_sha256: String,
+    /// Size of the dcz body (header included).
+    pub dcz_bytes: u64,
+    /// BLAKE3 (hex) of the dcz body.
+    pub dcz_hash: String,
+}
+
+/// The dcz header for a dictionary whose SHA-256 is `dictionary_sha256`.
+pub fn dcz_header(dictionary_sha256: &[u8; 32]) -> [u8; DCZ_HEADER_BYTES] {
+    let mut header = [0; DCZ_HEADER_BYTES];
+    header[..8].copy_from_slice(&DCZ_MAGIC);
+    header[8..].copy_from_slice(dictionary_sha256);
+    header
+}
+
+/// The dictionary SHA-256 a dcz body names, when it starts with a valid header.
+pub fn dcz_dictionary(body: &[u8]) -> Option<[u8; 32]> {
+    let header = body.get(..DCZ_HEADER_BYTES)?;
+    if header[..8] != DCZ_MAGIC {
+        return None;
+    }
+    header[8..].try_into().ok()
+}
+
+/// `hex` (64 hex digits) as 32 bytes.
+pub fn sha256_bytes(hex: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0; 32];
+    hex::decode_to_slice(hex, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// Writes the bodies and the index of a version's deltas only while the version is still
+/// stored, and gives them its expiry. KEYS: meta, dcz, deltas; ARGV: index, then pairs of
+/// earlier version and body.
+const PUBLISH_DELTAS: &str = r"
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[3], ARGV[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return 1
+";
+
+impl SnapshotStore {
+    /// The index of `version`'s deltas: `None` until refresh-service wrote it.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`], or [`StoreError::BadMeta`] for an unreadable index.
+    pub async fn deltas(&self, version: &str) -> Result<Option<Vec<Delta>>, StoreError> {
+        let key = self.keys().version_deltas(version);
+        let raw: Option<Bytes> = self.client().get(&key).await?;
+        raw.map(|raw| {
+            serde_json::from_slice(&raw).map_err(|source| StoreError::BadMeta { key, source })
+        })
+        .transpose()
+    }
+
+    /// Copies the body of `delta` (a delta of `version`) into `out`, checking its size and
+    /// hash.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] when it is gone, [`StoreError::Corrupt`] when it does not
+    /// match the index, [`StoreError::Redis`], or [`StoreError::Write`].
+    pub async fn copy_delta(
+        &self,
+        version: &str,
+        delta: &Delta,
+        out: &mut impl Write,
+    ) -> Result<(), StoreError> {
+        let body: Option<Bytes> = self
+            .client()
+            .hget(self.keys().version_dcz(version), &delta.version)
+            .await?;
+        let body = body
+            .ok_or_else(|| StoreError::Missing(format!("{version} dcz from {}", delta.version)))?;
+        let mut check = BodyCheck::new(version, "dcz", delta.dcz_bytes, &delta.dcz_hash);
+        check.update(&body);
+        check.finish()?;
+        out.write_all(&body).map_err(StoreError::Write)
+    }
+
+    /// Stores `version`'s deltas (each with its body) and their index, with the version's
+    /// expiry. Returns `false`, writing nothing, when the version is no longer stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Redis`].
+    pub async fn publish_deltas(
+        &self,
+        version: &str,
+        deltas: &[(Delta, Bytes)],
+    ) -> Result<bool, StoreError> {
+        let keys = vec![
+            self.keys().version_meta(version),
+            self.keys().version_dcz(version),
+            self.keys().version_deltas(version),
+        ];
+        let index: Vec<&Delta> = deltas.iter().map(|(delta, _)| delta).collect();
+        let index = serde_json::to_vec(&index).map_err(|source| StoreError::BadMeta {
+            key: self.keys().version_deltas(version),
+            source,
+        })?;
+        let mut args = vec![Bytes::from(index)];
+        for (delta, body) in deltas {
+            args.push(Bytes::from(delta.version.clone()));
+            args.push(body.clone());
+        }
+        let written: i64 = self.client().eval(PUBLISH_DELTAS, keys, args).await?;
+        Ok(written == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dcz_header_names_its_dictionary() {
+        let sha = [7u8; 32];
+        let mut body = dcz_header(&sha).to_vec();
+        assert_eq!(body[..8], [0x5E, 0x2A, 0x4D, 0x18, 0x20, 0, 0, 0]);
+        body.extend_from_slice(b"frame");
+        assert_eq!(dcz_dictionary(&body), Some(sha));
+        body[0] = 0x5F;
+        assert_eq!(dcz_dictionary(&body), None);
+        assert_eq!(dcz_dictionary(&body[..20]), None);
+    }
+
+    #[test]
+    fn sha256_hex_is_read_back_as_bytes() {
+        // SHA-256 of "This is a test dictionary.\n" (RFC 9842's test vector).
+        let hex = "53969bcf5e960e0edbf0a4bdde6b0b3e9381e156de7f5b91ce8391624270f416";
+        assert_eq!(sha256_bytes(hex).map(|b| (b[0], b[31])), Some((0x53, 0x16)));
+        assert_eq!(sha256_bytes("zz"), None);
+        assert_eq!(sha256_bytes(&hex[..62]), None);
+    }
+}
