@@ -16,6 +16,9 @@
 
 use crate::snapshot::Codec;
 
+/// Last part of a version's metadata key.
+const VERSION_META: &str = "meta";
+
 /// Key and channel names for one deployment prefix.
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -50,19 +53,45 @@ impl Keys {
         format!("{}:{{snapshot}}:versions", self.prefix)
     }
 
-    /// Common start of one version's keys; the switch script appends `meta`, `gzip`, `zstd`.
+    /// Common start of one version's keys: a version's keys are this, the version id and
+    /// one of [`Self::version_suffixes`].
     pub fn version_prefix(&self) -> String {
         format!("{}:{{snapshot}}:v:", self.prefix)
     }
 
+    /// What ends each of a version's keys, metadata first, then one body per codec. The
+    /// switch script builds the keys of retained versions from these.
+    pub fn version_suffixes() -> Vec<String> {
+        std::iter::once(format!(":{VERSION_META}"))
+            .chain(Codec::ALL.map(Self::body_suffix))
+            .collect()
+    }
+
+    fn body_suffix(codec: Codec) -> String {
+        format!(":{}", codec.name())
+    }
+
     /// Metadata of one version.
     pub fn version_meta(&self, version: &str) -> String {
-        format!("{}{version}:meta", self.version_prefix())
+        format!("{}{version}:{VERSION_META}", self.version_prefix())
     }
 
     /// Compressed body of one version.
     pub fn version_body(&self, version: &str, codec: Codec) -> String {
-        format!("{}{version}:{}", self.version_prefix(), codec.name())
+        format!(
+            "{}{version}{}",
+            self.version_prefix(),
+            Self::body_suffix(codec)
+        )
+    }
+
+    /// Every key of one version, in the order of [`Self::version_suffixes`].
+    pub fn version_keys(&self, version: &str) -> Vec<String> {
+        let base = format!("{}{version}", self.version_prefix());
+        Self::version_suffixes()
+            .iter()
+            .map(|suffix| format!("{base}{suffix}"))
+            .collect()
     }
 
     /// The lock that keeps one refresh at a time.
@@ -104,6 +133,15 @@ mod tests {
             "p1:{snapshot}:v:7-ab:zstd"
         );
         assert_eq!(keys.version_meta("7-ab"), "p1:{snapshot}:v:7-ab:meta");
+        assert_eq!(
+            keys.version_keys("7-ab"),
+            [
+                keys.version_meta("7-ab"),
+                keys.version_body("7-ab", Codec::Gzip),
+                keys.version_body("7-ab", Codec::Zstd)
+            ]
+        );
+        assert_eq!(Keys::version_suffixes(), [":meta", ":gzip", ":zstd"]);
         assert_eq!(keys.refresh_channel(), "p1:refresh");
         assert_eq!(keys.events_channel(), "p1:events");
         assert_eq!(keys.refresh_lock(), "p1:lock:refresh");
