@@ -12,7 +12,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, param::Query};
 
 use crate::auth::{Authenticator, Claims};
 use crate::errors::{ApiError, ErrorBody, poem_response};
-use crate::refresh::{RefreshReply, request_refresh};
+use crate::refresh::{RefreshEndpoint, RefreshReply};
 use crate::snapshot_cache::SnapshotCache;
 use crate::snapshot_route::{RETRY_AFTER_SECS, reply};
 
@@ -176,6 +176,8 @@ pub enum MetaResponse {
 pub struct OfertasApi {
     /// The snapshot served.
     pub cache: Arc<SnapshotCache>,
+    /// Refresh requests.
+    pub refresh: Arc<RefreshEndpoint>,
 }
 
 #[OpenApi]
@@ -252,12 +254,8 @@ impl OfertasApi {
             ));
         }
         let timeout = Duration::from_secs(timeout.0.unwrap_or(30).clamp(1, 300));
-        request_refresh(
-            &self.cache,
-            claims.sub.as_deref(),
-            wait.0.unwrap_or(true),
-            timeout,
-        )
-        .await
+        self.refresh
+            .request(claims.sub.as_deref(), wait.0.unwrap_or(true), timeout)
+            .await
     }
 }

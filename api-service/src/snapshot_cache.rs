@@ -241,9 +241,10 @@ impl SnapshotCache {
         self.redis_up.load(Ordering::Relaxed)
     }
 
-    /// Every event from `P:events` from now on (refresh waiters use it).
-    pub fn subscribe_events(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.events.subscribe()
+    /// The broadcast of every event [`sync`] reads from `P:events` (refresh waiters
+    /// subscribe to it).
+    pub fn event_sender(&self) -> broadcast::Sender<Arc<Event>> {
+        self.events.clone()
     }
 
     /// Loads the current snapshot from Redis if its version differs from the one held.

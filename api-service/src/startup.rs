@@ -14,11 +14,13 @@ use tokio_util::task::TaskTracker;
 use shared::config::ApiSettings;
 use shared::keys::Keys;
 use shared::redis::Start;
+use shared::refresh::RefreshRequester;
 use shared::store::SnapshotStore;
 
 use crate::auth::Authenticator;
 use crate::health::HealthApi;
 use crate::metrics::Metrics;
+use crate::refresh::RefreshEndpoint;
 use crate::routes::OfertasApi;
 use crate::snapshot_cache::{self, SnapshotCache};
 use crate::snapshot_route::SnapshotRoute;
@@ -31,10 +33,14 @@ pub fn openapi(
     cache: Arc<SnapshotCache>,
     metrics: Arc<Metrics>,
 ) -> OpenApiService<(OfertasApi, HealthApi), ()> {
+    let store = cache.store();
+    let requester = RefreshRequester::new(store.client().clone(), store.keys().clone());
+    let refresh = Arc::new(RefreshEndpoint::new(requester, cache.event_sender()));
     OpenApiService::new(
         (
             OfertasApi {
                 cache: cache.clone(),
+                refresh,
             },
             HealthApi { cache, metrics },
         ),
