@@ -121,7 +121,7 @@ fn zstd_and_hash(
 
 /// Writes the document once, in chunks, to two encoder threads: gzip on one core, zstd
 /// (plus the hashes of the identity bytes) on the other. The document itself is never
-/// materialised; at most [`CHUNKS_IN_FLIGHT`] chunks wait per encoder.
+/// materialised; at most `CHUNKS_IN_FLIGHT` chunks wait per encoder.
 pub struct DocumentWriter {
     chunk: Vec<u8>,
     offers: usize,

@@ -186,7 +186,8 @@ fn answer(event: &Event, request_id: &str) -> Option<RefreshOutcome> {
 }
 
 /// Waits until `timeout` for the outcome of `request_id` on `events`, calling `recall`
-/// every [`RECALL_EVERY`], when events were missed, and on after the stream closed.
+/// every [`RECALL_EVERY`] (the only source left once the stream has closed) and at once
+/// when events were missed.
 async fn wait_for<F>(
     request_id: &str,
     mut events: impl EventStream,

@@ -84,6 +84,20 @@ async fn once_refreshes_and_a_concurrent_once_is_skipped() {
     let mut seen: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
     seen.sort();
     assert_eq!(seen, [("skipped", "cronjob-b"), ("success", "cronjob")]);
+
+    // `versions` lists it, current, with the start of its document's SHA-256.
+    let current = env.ctx.store.current_meta().await.unwrap().unwrap();
+    let sha256 = current.json_sha256.as_deref().unwrap();
+    let (code, stdout, stderr) = run(&mut env.command(&["versions"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('*'))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&current.version) && line.contains(&sha256[..12]),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

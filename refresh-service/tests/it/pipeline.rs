@@ -31,6 +31,10 @@ fn decode(meta: &SnapshotMeta, bodies: &Bodies) -> Value {
         from_gzip, from_zstd,
         "gzip and zstd bodies decode to the same document"
     );
+    assert!(
+        meta.json_sha256.is_some(),
+        "the document's SHA-256 is recorded"
+    );
     meta.verify_document(&from_zstd).unwrap();
     serde_json::from_slice(&from_zstd).unwrap()
 }
