@@ -9,7 +9,7 @@
 #   - prometheus: promtool check rules / test rules / check config of both configs in
 #     deploy/prometheus
 #   - metrics: every metric name in the dashboard's and the alerts' expressions is one
-#     the services export (their registries, rendered by the `metric_names` examples) or a known
+#     the services export (their registries, rendered by the `*_metric_names` examples) or a known
 #     external one; every alert has `for`, severity, summary, description and runbook
 #   - grafana: the dashboard (JSON, schemaVersion, `datasource` variable used by every
 #     panel, unique ids) and the provisioning files
@@ -157,8 +157,8 @@ check_metrics() {
   # Each service prints its own registry (an example program, one sample in every
   # labelled family), so the names checked are the ones it really exports.
   for crate in api-service refresh-service; do
-    (cd "$ROOT" && cargo run -q -p "$crate" --example metric_names) >"$expositions/$crate.txt" ||
-      { rm -rf "$expositions"; die "cargo run -p $crate --example metric_names failed"; }
+    (cd "$ROOT" && cargo run -q -p "$crate" --example "${crate%-service}_metric_names") >"$expositions/$crate.txt" ||
+      { rm -rf "$expositions"; die "cargo run -p $crate --example ${crate%-service}_metric_names failed"; }
   done
   local status=0
   "$py" - "$ROOT" "$EXTERNAL_METRICS" "$expositions" >&3 <<'PY' || status=$?

@@ -1,33 +1,20 @@
 //! `POST /api/v4/ofertasws/refresh`: publish a request on `P:refresh` and, by default,
-//! wait for its outcome event.
+//! wait for its outcome, through the protocol in [`shared::refresh`]. It reaches Redis
+//! with a client of its own and reads the events the replica's one event subscriber
+//! broadcasts; the snapshot cache is not involved.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::PubsubInterface;
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
 
-use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus};
-use shared::store::SnapshotStore;
+use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
+use shared::refresh::{RefreshRequester, RequestError};
 
 use crate::errors::{ApiError, ErrorBody};
-
-/// What a refresh request needs: Redis (to publish and to read a kept outcome) and the
-/// events this replica reads from `P:events`.
-#[derive(Clone)]
-pub struct RefreshRequests {
-    /// Redis, through the snapshot store's client and names.
-    pub store: SnapshotStore,
-    /// Events read from `P:events` by the snapshot synchronisation.
-    pub events: broadcast::Sender<Arc<Event>>,
-}
-
-/// How often a waiting refresh request also looks for its kept outcome in Redis.
-const RECALL_EVERY: Duration = Duration::from_secs(1);
 
 /// Outcome of a refresh the API asked for.
 #[derive(Object)]
@@ -98,106 +85,79 @@ fn unavailable(code: &'static str, message: impl Into<String>) -> RefreshReply {
     ))
 }
 
-fn result(request_id: String, outcome: &RefreshOutcome) -> RefreshResult {
+fn result(outcome: RefreshOutcome) -> RefreshResult {
     RefreshResult {
         status: outcome.status.as_str().to_owned(),
-        request_id,
+        request_id: outcome.request_id.unwrap_or_default(),
         count: outcome.count,
-        version: outcome.version.clone(),
-        etag: outcome.etag.clone(),
+        version: outcome.version,
+        etag: outcome.etag,
         execution_time_ms: outcome.execution_time_ms,
-        error: outcome.error.clone(),
+        error: outcome.error,
     }
 }
 
-/// Publishes a refresh request from `requested_by` and, with `wait`, waits up to
-/// `timeout` for its outcome (subscribing before publishing, so it cannot be missed).
-pub async fn request_refresh(
-    requests: &RefreshRequests,
-    requested_by: Option<&str>,
-    wait: bool,
-    timeout: Duration,
-) -> RefreshReply {
-    let mut events = requests.events.subscribe();
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let request = RefreshRequest {
-        request_id: Some(request_id.clone()),
-        reason: Some("requested through the API".to_owned()),
-        requested_by: requested_by.map(str::to_owned),
-        trigger: Some("api".to_owned()),
-        traceparent: shared::telemetry::traceparent(),
-    };
-    let payload = serde_json::to_string(&request).unwrap_or_default();
-    let channel = requests.store.keys().refresh_channel();
-    let receivers: i64 = match requests.store.client().publish(channel, payload).await {
-        Ok(receivers) => receivers,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot publish a refresh request");
-            return unavailable(
-                "redis_unavailable",
-                "cannot reach Redis to request a refresh",
-            );
-        }
-    };
-    if receivers == 0 {
-        return unavailable(
-            "no_refresher",
-            "no refresh service is subscribed to the refresh channel",
-        );
+/// What the refresh endpoint needs: a requester on its own Redis client, and the
+/// replica's broadcast of parsed `P:events` events (each waiter subscribes to it before
+/// its request goes out).
+pub struct RefreshEndpoint {
+    requester: RefreshRequester,
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+impl RefreshEndpoint {
+    /// An endpoint publishing through `requester` and waiting on `events`.
+    pub fn new(requester: RefreshRequester, events: broadcast::Sender<Arc<Event>>) -> Self {
+        Self { requester, events }
     }
-    tracing::info!(%request_id, requested_by, "refresh requested");
-    if !wait {
-        return RefreshReply::Accepted(Json(Accepted {
-            status: "accepted".to_owned(),
-            request_id,
-        }));
-    }
-    // The event normally answers; the kept outcome covers an event missed while the
-    // subscription was reconnecting.
-    let mut recall = tokio::time::interval(RECALL_EVERY);
-    recall.reset();
-    let outcome = tokio::time::timeout(timeout, async {
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Ok(event) => {
-                        if let Some(outcome) = event
-                            .outcome()
-                            .filter(|o| o.request_id.as_deref() == Some(request_id.as_str()))
-                        {
-                            return Some(outcome.clone());
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => continue,
-                    Err(RecvError::Closed) => return None,
-                },
-                _ = recall.tick() => {
-                    if let Ok(Some(event)) = requests.store.recall_outcome(&request_id).await
-                        && let Some(outcome) = event.outcome()
-                    {
-                        return Some(outcome.clone());
-                    }
-                }
+
+    /// Publishes a refresh request from `requested_by` and, with `wait`, waits up to
+    /// `timeout` for its outcome.
+    pub async fn request(
+        &self,
+        requested_by: Option<&str>,
+        wait: bool,
+        timeout: Duration,
+    ) -> RefreshReply {
+        let request = RefreshRequest {
+            reason: Some("requested through the API".to_owned()),
+            requested_by: requested_by.map(str::to_owned),
+            trigger: Some(Trigger::Api),
+            ..RefreshRequest::default()
+        };
+        let answered = if wait {
+            let events = self.events.subscribe();
+            self.requester
+                .request_and_wait(request, events, timeout)
+                .await
+                .map(|outcome| match outcome.status {
+                    RefreshStatus::Failed => RefreshReply::Failed(Json(result(outcome))),
+                    _ => RefreshReply::Done(Json(result(outcome))),
+                })
+        } else {
+            self.requester.request(request).await.map(|request_id| {
+                RefreshReply::Accepted(Json(Accepted {
+                    status: "accepted".to_owned(),
+                    request_id,
+                }))
+            })
+        };
+        match answered {
+            Ok(reply) => reply,
+            Err(RequestError::NoRefresher { .. }) => unavailable(
+                "no_refresher",
+                "no refresh service is subscribed to the refresh channel",
+            ),
+            Err(RequestError::Redis(e)) => {
+                tracing::warn!(error = %e, "cannot publish a refresh request");
+                unavailable(
+                    "redis_unavailable",
+                    "cannot reach Redis to request a refresh",
+                )
             }
+            Err(e @ RequestError::TimedOut { .. }) => RefreshReply::Timeout(Json(
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string()).body(),
+            )),
         }
-    })
-    .await;
-    match outcome {
-        Ok(Some(outcome)) if outcome.status == RefreshStatus::Failed => {
-            RefreshReply::Failed(Json(result(request_id, &outcome)))
-        }
-        Ok(Some(outcome)) => RefreshReply::Done(Json(result(request_id, &outcome))),
-        Ok(None) => unavailable("redis_unavailable", "lost the event stream while waiting"),
-        Err(_) => RefreshReply::Timeout(Json(
-            ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!(
-                    "no outcome for request {request_id} within {}s; it may still complete",
-                    timeout.as_secs()
-                ),
-            )
-            .body(),
-        )),
     }
 }

@@ -13,7 +13,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, param::Query};
 
 use crate::auth::{Authenticator, Claims};
 use crate::errors::{ApiError, ErrorBody};
-use crate::refresh::{RefreshReply, RefreshRequests, request_refresh};
+use crate::refresh::{RefreshEndpoint, RefreshReply};
 use crate::snapshot::CurrentSnapshot;
 use crate::snapshot_route::RETRY_AFTER_SECS;
 
@@ -53,6 +53,9 @@ pub struct MetaBody {
     pub gzip_bytes: u64,
     /// zstd body size.
     pub zstd_bytes: u64,
+    /// Lowercase hex SHA-256 of the identity document: what `Available-Dictionary` names
+    /// once a client holds it.
+    pub json_sha256: String,
     /// The earlier versions a `dcz` delta to this one is ready from.
     pub deltas: Vec<DeltaBody>,
 }
@@ -87,7 +90,7 @@ pub struct OfertasApi {
     /// The snapshot served.
     pub current: Arc<CurrentSnapshot>,
     /// Where refresh requests go.
-    pub refresh: RefreshRequests,
+    pub refresh: Arc<RefreshEndpoint>,
 }
 
 #[OpenApi]
@@ -109,6 +112,7 @@ impl OfertasApi {
                     json_bytes: meta.json_bytes,
                     gzip_bytes: meta.gzip_bytes,
                     zstd_bytes: meta.zstd_bytes,
+                    json_sha256: snapshot.json_sha256.clone(),
                     deltas: snapshot
                         .deltas
                         .iter()
@@ -157,12 +161,8 @@ impl OfertasApi {
             ));
         }
         let timeout = Duration::from_secs(timeout.0.unwrap_or(30).clamp(1, 300));
-        request_refresh(
-            &self.refresh,
-            claims.sub.as_deref(),
-            wait.0.unwrap_or(true),
-            timeout,
-        )
-        .await
+        self.refresh
+            .request(claims.sub.as_deref(), wait.0.unwrap_or(true), timeout)
+            .await
     }
 }

@@ -14,12 +14,13 @@ use tokio_util::task::TaskTracker;
 use shared::config::ApiSettings;
 use shared::keys::Keys;
 use shared::redis::Start;
+use shared::refresh::RefreshRequester;
 use shared::store::SnapshotStore;
 
 use crate::auth::Authenticator;
 use crate::health::HealthApi;
 use crate::metrics::Metrics;
-use crate::refresh::RefreshRequests;
+use crate::refresh::RefreshEndpoint;
 use crate::routes::OfertasApi;
 use crate::sealed::BodyFiles;
 use crate::snapshot::CurrentSnapshot;
@@ -46,7 +47,7 @@ pub struct Parts {
     /// Token checks.
     pub auth: Arc<Authenticator>,
     /// Where refresh requests go.
-    pub refresh: RefreshRequests,
+    pub refresh: Arc<RefreshEndpoint>,
 }
 
 /// The OpenAPI service describing every endpoint; the snapshot route is declared by
@@ -120,10 +121,10 @@ impl Application {
             files: Arc::default(),
             metrics,
             auth,
-            refresh: RefreshRequests {
-                store: store.clone(),
-                events: events.clone(),
-            },
+            refresh: Arc::new(RefreshEndpoint::new(
+                RefreshRequester::new(store.client().clone(), store.keys().clone()),
+                events.clone(),
+            )),
         };
         let sync = SnapshotSync {
             store,

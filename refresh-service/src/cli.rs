@@ -10,10 +10,10 @@ use sqlx::migrate::MigrateDatabase;
 use tokio_util::sync::CancellationToken;
 
 use shared::config::{ConfigError, RefreshSettings};
-use shared::events::RefreshStatus;
+use shared::events::{RefreshStatus, Trigger};
 
 use crate::context::{RefreshContext, migrate, pg_pool};
-use crate::pipeline::{RefreshRun, run_recorded};
+use crate::report::{RefreshRun, run_recorded};
 use crate::status::{self, Readiness};
 
 /// Builds ranked, compressed, versioned ofertas snapshots from PostgreSQL into Redis.
@@ -42,8 +42,8 @@ pub enum Command {
     /// skipped because another refresh holds the lock; non-zero on failure.
     Once {
         /// Trigger name recorded in the refresh log.
-        #[arg(long, default_value = "cronjob")]
-        trigger: String,
+        #[arg(long, default_value_t = Trigger::Cronjob)]
+        trigger: Trigger,
     },
     /// Applies the database migrations (creating the database if missing) and exits.
     Migrate,

@@ -13,6 +13,7 @@ use sqlx::{
 };
 
 use shared::config::{ConfigError, RedisSettings, RefreshSettings, redact_url};
+use shared::events::Event;
 use shared::keys::Keys;
 use shared::store::SnapshotStore;
 
@@ -70,6 +71,16 @@ impl RefreshContext {
             metrics: Arc::default(),
             held_json_limit: HELD_JSON_LIMIT,
             clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Publishes `event` on `P:events`; a failure is logged, not returned (API replicas
+    /// also poll, and a waiter also finds the kept outcome).
+    pub async fn publish_event(&self, event: &Event) {
+        let channel = self.store.keys().events_channel();
+        let client = self.store.client();
+        if let Err(e) = shared::redis::publish(client, &channel, event.to_json()).await {
+            tracing::warn!(error = %e, "cannot publish event");
         }
     }
 }

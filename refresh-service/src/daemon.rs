@@ -2,6 +2,7 @@
 //! feed one queue; one worker drains it, so refreshes never overlap in this process and
 //! a burst of requests during a refresh becomes at most one more refresh.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,30 +13,28 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use shared::config::RefreshSettings;
-use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus};
+use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
 
 use crate::context::RefreshContext;
-use crate::pipeline::{RefreshRun, publish_event, run_recorded};
-use crate::schedule;
+use crate::report::{RefreshRun, run_recorded};
+use crate::schedule::{self, Schedule};
 use crate::status::Readiness;
 
-/// How long the schedule gets to stop at shutdown.
-const SCHEDULER_STOP: Duration = Duration::from_secs(2);
 /// How often unwritten refresh log rows are retried.
 const LOG_FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 /// One queued request.
 #[derive(Debug)]
 struct Queued {
-    trigger: String,
+    trigger: Trigger,
     request_id: String,
     traceparent: Option<String>,
 }
 
 impl Queued {
-    fn new(trigger: &str, request_id: Option<String>) -> Self {
+    fn new(trigger: Trigger, request_id: Option<String>) -> Self {
         Self {
-            trigger: trigger.to_owned(),
+            trigger,
             request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             traceparent: None,
         }
@@ -46,7 +45,8 @@ impl Queued {
 /// `readiness` is set once the refresh channel is subscribed.
 ///
 /// # Errors
-/// When the schedule cannot start or the ops channel cannot be subscribed at start.
+/// When the schedule's settings are invalid or the ops channel cannot be subscribed at
+/// start.
 pub async fn run(
     ctx: Arc<RefreshContext>,
     settings: &RefreshSettings,
@@ -75,54 +75,38 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let schedule = settings.schedule()?;
-    let mut scheduler = None;
+    let schedule = settings.schedule()?.map(Schedule::from);
     if let Some(schedule) = &schedule {
-        let (tick, mut ticks) = mpsc::unbounded_channel();
-        scheduler = Some(
-            schedule::start(schedule, tick)
-                .await
-                .context("cannot start the refresh schedule")?,
-        );
-        let (forward, stop) = (queue.clone(), shutdown.clone());
-        tracker.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    tick = ticks.recv() => match tick {
-                        Some(()) if forward.send(Queued::new("schedule", None)).is_ok() => {}
-                        _ => break,
-                    },
-                }
-            }
-        });
         tracing::info!(
-            schedule = %schedule.expression,
-            timezone = %schedule.timezone,
-            next = ?schedule::next_slot(schedule, chrono::Utc::now()),
+            schedule = %schedule.expression(),
+            timezone = %schedule.timezone(),
+            next = ?schedule.next_after((ctx.clock)()),
             "refresh schedule started"
         );
+        let (schedule, tick, clock) = (schedule.clone(), queue.clone(), ctx.clock.clone());
+        let stop = shutdown.clone();
+        tracker.spawn(async move {
+            schedule
+                .run(&clock, &stop, |_| {
+                    match tick.send(Queued::new(Trigger::Schedule, None)) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    }
+                })
+                .await;
+        });
     } else {
         tracing::info!("in-process schedule is off (REFRESH_SCHEDULE=off)");
     }
     if let Some(reason) = startup_reason(&ctx, schedule.as_ref()).await {
         tracing::info!(%reason, "refreshing at start");
-        let _ = queue.send(Queued::new("startup", None));
+        let _ = queue.send(Queued::new(Trigger::Startup, None));
     }
     tracker.spawn(flush_log_periodically(ctx.clone(), shutdown.clone()));
     drop(queue);
 
     work(&ctx, requests, &shutdown).await;
 
-    if let Some(scheduler) = scheduler.as_mut() {
-        // tokio-cron-scheduler's shutdown can wait indefinitely on its own loops; a
-        // stopping daemon does not need it to finish, only to stop sending ticks.
-        match tokio::time::timeout(SCHEDULER_STOP, scheduler.shutdown()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "schedule did not stop cleanly"),
-            Err(_) => tracing::debug!("schedule still stopping; leaving it to process exit"),
-        }
-    }
     readiness.set(false);
     shutdown.cancel();
     tracker.close();
@@ -131,10 +115,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn startup_reason(
-    ctx: &RefreshContext,
-    schedule: Option<&shared::config::Schedule>,
-) -> Option<String> {
+async fn startup_reason(ctx: &RefreshContext, schedule: Option<&Schedule>) -> Option<String> {
     let has_snapshot = match ctx.store.current_meta().await {
         Ok(meta) => meta.is_some(),
         Err(e) => {
@@ -215,17 +196,10 @@ async fn listen(
                     Err(rejected) => {
                         tracing::warn!(error = %rejected, "refresh request rejected");
                         let event = Event::for_outcome(RefreshOutcome {
-                            request_id: None,
-                            trigger: RefreshRequest::DEFAULT_TRIGGER.to_owned(),
-                            status: RefreshStatus::Rejected,
-                            count: None,
-                            version: None,
-                            etag: None,
-                            execution_time_ms: None,
                             error: Some(rejected.to_string()),
-                            traceparent: None,
+                            ..RefreshOutcome::new(Trigger::Ops, RefreshStatus::Rejected)
                         });
-                        publish_event(&ctx, &event).await;
+                        ctx.publish_event(&event).await;
                     }
                 }
             }
@@ -234,10 +208,7 @@ async fn listen(
                     missed,
                     "refresh requests were dropped while busy; queueing one refresh to cover them"
                 );
-                if queue
-                    .send(Queued::new(RefreshRequest::DEFAULT_TRIGGER, None))
-                    .is_err()
-                {
+                if queue.send(Queued::new(Trigger::Ops, None)).is_err() {
                     break;
                 }
             }

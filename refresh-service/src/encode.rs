@@ -1,8 +1,8 @@
 //! Serialising the ranked document once and compressing it to gzip and zstd.
 //!
 //! The document is never materialised: [`DocumentWriter`] hands it, chunk by chunk, to
-//! two encoder threads, gzip on one core and zstd (plus the BLAKE3 of the identity
-//! bytes) on the other.
+//! two encoder threads, gzip on one core and zstd (plus the BLAKE3 and SHA-256 of the
+//! identity bytes) on the other.
 
 use std::io::{self, Write};
 
@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::source::OfferSet;
+use shared::snapshot::{DocumentDigest, DocumentHashes};
 
 /// gzip level: 6 is zlib's default and the best size per millisecond here (README, "Compression").
 pub const GZIP_LEVEL: u32 = 6;
@@ -37,15 +37,16 @@ pub struct DocumentHeader<'a> {
 
 /// The offers in document order with their scores.
 pub struct Ranking {
-    /// Offer indexes (into the [`OfferSet`]) by score descending, then id ascending.
+    /// Offer indexes (positions in the offers read) by score descending, then id ascending.
     pub order: Vec<u32>,
     /// Score of each offer, by offer index, rounded to six decimals.
     pub scores: Vec<f64>,
 }
 
 impl Ranking {
-    /// Orders `offers` by `raw_scores` (one per offer) descending, then id ascending.
-    pub fn new(offers: &OfferSet, raw_scores: &[f32]) -> Self {
+    /// Orders the offers `ids` by `raw_scores` (one per offer) descending, then id
+    /// ascending.
+    pub fn new(ids: &[i64], raw_scores: &[f32]) -> Self {
         let scores: Vec<f64> = raw_scores
             .iter()
             .map(|&s| {
@@ -53,8 +54,7 @@ impl Ranking {
                 (s * 1e6).round() / 1e6
             })
             .collect();
-        let ids = offers.ids();
-        let mut order: Vec<u32> = (0..offers.len() as u32).collect();
+        let mut order: Vec<u32> = (0..ids.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| {
             let (a, b) = (a as usize, b as usize);
             scores[b].total_cmp(&scores[a]).then(ids[a].cmp(&ids[b]))
@@ -69,24 +69,20 @@ pub struct Encoded {
     pub gzip: Vec<u8>,
     /// zstd body.
     pub zstd: Vec<u8>,
-    /// Identity document size.
-    pub json_bytes: u64,
-    /// BLAKE3 (hex) of the identity document.
-    pub json_hash: String,
+    /// Size and hashes of the identity document.
+    pub json: DocumentHashes,
 }
 
 /// Counts and hashes what passes through to `inner`.
 struct Tee<W> {
     inner: W,
-    hasher: blake3::Hasher,
-    bytes: u64,
+    digest: DocumentDigest,
 }
 
 impl<W: Write> Write for Tee<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.digest.update(&buf[..n]);
         Ok(n)
     }
 
@@ -112,22 +108,20 @@ fn gzip(mut chunks: mpsc::Receiver<Bytes>, capacity: usize) -> io::Result<Vec<u8
 fn zstd_and_hash(
     mut chunks: mpsc::Receiver<Bytes>,
     capacity: usize,
-) -> io::Result<(Vec<u8>, u64, String)> {
+) -> io::Result<(Vec<u8>, DocumentHashes)> {
     let mut encoder = zstd::stream::Encoder::new(Vec::with_capacity(capacity), ZSTD_LEVEL)?;
     encoder.include_checksum(true)?;
     let mut tee = Tee {
         inner: encoder,
-        hasher: blake3::Hasher::new(),
-        bytes: 0,
+        digest: DocumentDigest::default(),
     };
     drain(&mut chunks, &mut tee)?;
-    let hash = tee.hasher.finalize().to_hex().to_string();
-    Ok((tee.inner.finish()?, tee.bytes, hash))
+    Ok((tee.inner.finish()?, tee.digest.finish()))
 }
 
 /// Writes the document once, in chunks, to two encoder threads: gzip on one core, zstd
-/// (plus the BLAKE3 of the identity bytes) on the other. The document itself is never
-/// materialised; at most [`CHUNKS_IN_FLIGHT`] chunks wait per encoder.
+/// (plus the hashes of the identity bytes) on the other. The document itself is never
+/// materialised; at most `CHUNKS_IN_FLIGHT` chunks wait per encoder.
 pub struct DocumentWriter {
     chunk: Vec<u8>,
     offers: usize,
@@ -135,7 +129,7 @@ pub struct DocumentWriter {
     to_gzip: mpsc::Sender<Bytes>,
     to_zstd: mpsc::Sender<Bytes>,
     gzip: JoinHandle<io::Result<Vec<u8>>>,
-    zstd: JoinHandle<io::Result<(Vec<u8>, u64, String)>>,
+    zstd: JoinHandle<io::Result<(Vec<u8>, DocumentHashes)>>,
 }
 
 impl DocumentWriter {
@@ -214,13 +208,8 @@ impl DocumentWriter {
         let zstd = zstd.await.map_err(joined)?;
         // An encoder's own error explains a failed send better than the send does.
         let gzip = gzip?;
-        let (zstd, json_bytes, json_hash) = zstd?;
+        let (zstd, json) = zstd?;
         sent?;
-        Ok(Encoded {
-            gzip,
-            zstd,
-            json_bytes,
-            json_hash,
-        })
+        Ok(Encoded { gzip, zstd, json })
     }
 }

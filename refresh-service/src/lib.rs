@@ -1,8 +1,10 @@
 //! `refresh-service`: builds the ofertas snapshot from PostgreSQL, ranks it with an ONNX
 //! model, compresses it and publishes it to Redis as a new version.
 //!
-//! [`pipeline::refresh`] is the one refresh every trigger calls; [`daemon`] (schedule and
-//! ops channel), the `once` command and [`trigger`] only decide when.
+//! [`report::run_recorded`] is the one function every trigger calls: it runs
+//! [`pipeline::attempt`] (the refresh itself) and reports on it (refresh log, metrics,
+//! outcome events). [`daemon`] (schedule, start-up catch-up and ops channel) and the `once`
+//! command only decide when; [`trigger`] asks a running daemon through the ops channel.
 
 pub mod cli;
 pub mod context;
@@ -13,8 +15,10 @@ pub mod log;
 pub mod metrics;
 pub mod pipeline;
 pub mod rank;
+pub mod report;
 pub mod rollback;
 pub mod schedule;
 pub mod source;
+pub mod stage;
 pub mod status;
 pub mod trigger;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use shared::events::RefreshStatus;
+use shared::events::{RefreshStatus, Trigger};
 
 /// At most this many unwritten rows are kept; older ones are dropped with a warning.
 const MAX_PENDING: usize = 1_000;
@@ -21,7 +21,7 @@ pub struct LogEntry {
     /// When the attempt started.
     pub executed_at: DateTime<Utc>,
     /// What asked for it.
-    pub trigger: String,
+    pub trigger: Trigger,
     /// How it ended.
     pub status: RefreshStatus,
     /// Offers in the resulting (or unchanged) snapshot.
@@ -100,9 +100,11 @@ impl RefreshLog {
     /// # Errors
     /// The database error.
     pub async fn last_success(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        let current = [RefreshStatus::Success, RefreshStatus::Unchanged].map(RefreshStatus::as_str);
         sqlx::query_scalar(
-            "select max(executed_at) from ofertasws_cache_refresh_log where status in ('success', 'unchanged')",
+            "select max(executed_at) from ofertasws_cache_refresh_log where status = any($1)",
         )
+        .bind(&current[..])
         .fetch_one(&self.pool)
         .await
     }
@@ -116,7 +118,7 @@ async fn insert(pool: &PgPool, e: &LogEntry) -> Result<(), sqlx::Error> {
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(e.executed_at)
-    .bind(&e.trigger)
+    .bind(e.trigger.as_str())
     .bind(e.status.as_str())
     .bind(e.records_count)
     .bind(e.execution_time_ms)

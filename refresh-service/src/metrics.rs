@@ -224,6 +224,7 @@ mod tests {
             gzip_bytes: 30,
             zstd_bytes: 20,
             json_hash: "j".into(),
+            json_sha256: None,
             gzip_hash: "g".into(),
             zstd_hash: "z".into(),
         };

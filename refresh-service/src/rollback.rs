@@ -4,13 +4,12 @@
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 
-use shared::events::{Event, RefreshStatus, SnapshotUpdated};
+use shared::events::{Event, RefreshStatus, SnapshotUpdated, Trigger};
 use shared::snapshot::SnapshotMeta;
 use shared::store::SnapshotStore;
 
 use crate::context::{RefreshContext, instance_name};
 use crate::log::LogEntry;
-use crate::pipeline::publish_event;
 
 /// Retained versions, newest first, with the current one marked.
 ///
@@ -25,25 +24,28 @@ pub async fn list(store: &SnapshotStore) -> anyhow::Result<Vec<(bool, SnapshotMe
         .collect())
 }
 
-/// Prints [`list`] as a table.
+/// Prints [`list`] as a table; `json_sha256` shows the first 12 hex digits of the
+/// document's SHA-256 (`-` for a version written before it was recorded).
 ///
 /// # Errors
 /// When Redis cannot be read.
 pub async fn print_versions(store: &SnapshotStore) -> anyhow::Result<()> {
     println!(
-        "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  generated_at",
-        "", "version", "count", "json", "gzip", "zstd"
+        "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  {:<12}  generated_at",
+        "", "version", "count", "json", "gzip", "zstd", "json_sha256"
     );
     for (current, meta) in list(store).await? {
         let age = (Utc::now() - meta.generated_at).num_seconds();
+        let sha256 = meta.json_sha256.as_deref().unwrap_or("-");
         println!(
-            "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  {} ({age} s ago)",
+            "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  {:<12}  {} ({age} s ago)",
             if current { "*" } else { "" },
             meta.version,
             meta.count,
             meta.json_bytes,
             meta.gzip_bytes,
             meta.zstd_bytes,
+            sha256.get(..12).unwrap_or(sha256),
             meta.generated_at_string()
         );
     }
@@ -76,16 +78,13 @@ pub async fn rollback(ctx: &RefreshContext, to: Option<&str>) -> anyhow::Result<
         .restore(&meta)
         .await
         .context("cannot restore the version")?;
-    publish_event(
-        ctx,
-        &Event::SnapshotUpdated(SnapshotUpdated::announcing(&meta)),
-    )
-    .await;
+    ctx.publish_event(&Event::SnapshotUpdated(SnapshotUpdated::announcing(&meta)))
+        .await;
     tracing::info!(snapshot.version = %meta.version, "rolled back");
     ctx.log
         .record(LogEntry {
             executed_at: Utc::now(),
-            trigger: "rollback".to_owned(),
+            trigger: Trigger::Rollback,
             status: RefreshStatus::Success,
             records_count: Some(meta.count as i32),
             execution_time_ms: started.elapsed().as_millis() as i32,

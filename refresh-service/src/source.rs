@@ -7,24 +7,91 @@
 //! ranked order, inside the same repeatable-read transaction, so both reads see the same
 //! rows and memory stays flat whatever the catalogue's size.
 
+use std::io;
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, Row, Transaction, postgres::PgRow};
+use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use thiserror::Error;
 
 use crate::encode::{DocumentWriter, Ranking};
 use crate::rank::{self, FEATURES, OfferSignals};
 
-/// Columns of an offer as the document shows it, plus `updated_at` for ranking.
+/// Columns of an offer as the document shows it, plus `updated_at` for ranking; each is
+/// named as [`OfferJson`] decodes it.
 const OFFER_COLUMNS: &str = "
     o.id, o.merchant_id, o.merchant_name, o.title, o.description, o.category,
-    o.price::text, o.original_price::text,
+    o.price::text as price, o.original_price::text as original_price,
     case when o.original_price > 0
          then greatest(round((o.original_price - o.price) * 100 / o.original_price, 1), 0)::float8
     end as discount_pct,
-    rtrim(o.currency), o.image_url, o.starts_at, o.ends_at, o.updated_at";
+    rtrim(o.currency) as currency, o.image_url, o.starts_at, o.ends_at, o.updated_at";
+
+/// SQLSTATE classes and codes of failures that may pass: connection exceptions (`08`),
+/// insufficient resources such as too many connections (`53`), a server shutting down or
+/// not accepting connections yet (`57P`), a cancelled (timed out) statement (`57014`) and
+/// serialisation failures or deadlocks (`40`).
+const TRANSIENT_SQLSTATES: [&str; 5] = ["08", "53", "57P", "57014", "40"];
+
+/// A failure reading the offers or writing them into the document.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// Postgres could not be reached, or it failed a statement.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A row did not decode into an offer.
+    #[error("an offer row does not decode: {0}")]
+    Decode(#[source] sqlx::Error),
+    /// An offer could not be serialised as JSON.
+    #[error("cannot serialise offer {id} as JSON: {source}")]
+    Serialize {
+        /// The offer.
+        id: i64,
+        /// The serialiser's failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The offers were written into a document once already; there is no second read.
+    #[error("the offers were already written into a document")]
+    AlreadyWritten,
+    /// An offer of the first read is missing from the second.
+    #[error("offer {0} vanished between the two reads")]
+    Vanished(i64),
+    /// The second read returned another offer than the first at the same rank.
+    #[error("second read returned offer {found} where {expected} was expected")]
+    Reordered {
+        /// The offer of the first read.
+        expected: i64,
+        /// The offer the second read returned.
+        found: i64,
+    },
+    /// The document's encoders failed.
+    #[error("writing the document: {0}")]
+    Document(#[source] io::Error),
+}
+
+impl SourceError {
+    /// Whether reading again shortly may succeed: Postgres unreachable, a dropped
+    /// connection, a timeout or a server that is restarting. Everything else (a row that
+    /// does not decode, the reads disagreeing, an encoder failure) would fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            Self::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|code| TRANSIENT_SQLSTATES.iter().any(|c| code.starts_with(c))),
+            _ => false,
+        }
+    }
+}
 
 /// The offers active at `$1`, in id order.
 fn active_offers() -> String {
@@ -44,8 +111,8 @@ fn offers_in_order() -> String {
     )
 }
 
-/// One offer as it appears in the document, minus its score.
-#[derive(Serialize)]
+/// One offer row: as it appears in the document (minus its score), plus `updated_at`.
+#[derive(Serialize, FromRow)]
 struct OfferJson<'r> {
     id: i64,
     merchant_id: i64,
@@ -60,30 +127,22 @@ struct OfferJson<'r> {
     image_url: Option<&'r str>,
     starts_at: DateTime<Utc>,
     ends_at: Option<DateTime<Utc>>,
+    /// Ranking input only: not in the document.
+    #[serde(skip)]
+    updated_at: DateTime<Utc>,
 }
 
 impl<'r> OfferJson<'r> {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get(0)?,
-            merchant_id: row.try_get(1)?,
-            merchant_name: row.try_get(2)?,
-            title: row.try_get(3)?,
-            description: row.try_get(4)?,
-            category: row.try_get(5)?,
-            price: row.try_get(6)?,
-            original_price: row.try_get(7)?,
-            discount_pct: row.try_get(8)?,
-            currency: row.try_get(9)?,
-            image_url: row.try_get(10)?,
-            starts_at: row.try_get(11)?,
-            ends_at: row.try_get(12)?,
-        })
+    fn decode(row: &'r sqlx::postgres::PgRow) -> Result<Self, SourceError> {
+        Self::from_row(row).map_err(SourceError::Decode)
     }
 
     /// Appends the JSON object to `out`.
-    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), sqlx::Error> {
-        serde_json::to_writer(out, self).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    fn write_to(&self, out: &mut Vec<u8>) -> Result<(), SourceError> {
+        serde_json::to_writer(out, self).map_err(|source| SourceError::Serialize {
+            id: self.id,
+            source,
+        })
     }
 }
 
@@ -145,23 +204,24 @@ impl OfferSet {
     /// the JSON held or by reading them again in the same transaction.
     ///
     /// # Errors
-    /// The database error of the second read, or one of `document`.
+    /// A [`SourceError`] of the second read, or [`SourceError::Document`].
     pub async fn write_ranked(
         &mut self,
         ranking: &Ranking,
         document: &mut DocumentWriter,
-    ) -> Result<(), crate::pipeline::RefreshError> {
+    ) -> Result<(), SourceError> {
         if let Some(held) = &self.held {
             for &index in &ranking.order {
                 let index = index as usize;
                 document
                     .offer(&held.text[held.spans[index].clone()], ranking.scores[index])
-                    .await?;
+                    .await
+                    .map_err(SourceError::Document)?;
             }
             return Ok(());
         }
         let Some(mut tx) = self.reread.take() else {
-            return Err(sqlx::Error::Protocol("offers already written".into()).into());
+            return Err(SourceError::AlreadyWritten);
         };
         let ranked_ids: Vec<i64> = ranking
             .order
@@ -182,22 +242,24 @@ impl OfferSet {
                 .bind(&ranked_ids)
                 .fetch(&mut *tx);
             for &index in &ranking.order {
-                let row = rows.try_next().await?.ok_or_else(|| {
-                    sqlx::Error::Protocol("an offer vanished between the two reads".into())
-                })?;
-                let offer = OfferJson::from_row(&row)?;
-                if offer.id != self.ids[index as usize] {
-                    return Err(sqlx::Error::Protocol(format!(
-                        "second read returned offer {} where {} was expected",
-                        offer.id, self.ids[index as usize]
-                    ))
-                    .into());
+                let expected = self.ids[index as usize];
+                let row = rows
+                    .try_next()
+                    .await?
+                    .ok_or(SourceError::Vanished(expected))?;
+                let offer = OfferJson::decode(&row)?;
+                if offer.id != expected {
+                    return Err(SourceError::Reordered {
+                        expected,
+                        found: offer.id,
+                    });
                 }
                 object.clear();
                 offer.write_to(&mut object)?;
                 document
                     .offer(&object, ranking.scores[index as usize])
-                    .await?;
+                    .await
+                    .map_err(SourceError::Document)?;
             }
         }
         tx.rollback().await?;
@@ -210,13 +272,13 @@ impl OfferSet {
 /// transaction stays open for [`OfferSet::write_ranked`] to read them again.
 ///
 /// # Errors
-/// The database error, when Postgres is unreachable, the query fails or a row does not
-/// decode.
+/// [`SourceError::Database`] when Postgres is unreachable or the query fails,
+/// [`SourceError::Decode`] or [`SourceError::Serialize`] for an offer that cannot be read.
 pub async fn load_active(
     pool: &PgPool,
     now: DateTime<Utc>,
     held_json_limit: usize,
-) -> Result<OfferSet, sqlx::Error> {
+) -> Result<OfferSet, SourceError> {
     let mut tx = pool.begin().await?;
     sqlx::query("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
@@ -230,7 +292,7 @@ pub async fn load_active(
             .bind(now)
             .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            let offer = OfferJson::from_row(&row)?;
+            let offer = OfferJson::decode(&row)?;
             let out = match held.as_mut() {
                 Some(held) => &mut held.text,
                 None => {
@@ -253,7 +315,7 @@ pub async fn load_active(
                 price: offer.price.parse().unwrap_or(0.0),
                 discount_pct: offer.discount_pct,
                 ends_at: offer.ends_at,
-                updated_at: row.try_get(13)?,
+                updated_at: offer.updated_at,
                 has_image: offer.image_url.is_some(),
                 category: offer.category,
             };

@@ -1,4 +1,7 @@
-//! Messages on the two channels: refresh requests (`P:refresh`) and events (`P:events`).
+//! Messages on the two channels: refresh requests (`P:refresh`) and events (`P:events`),
+//! and the names they share ([`Trigger`], [`RefreshStatus`]).
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -7,6 +10,85 @@ use crate::snapshot::SnapshotMeta;
 
 /// Largest refresh request accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// What asked for a refresh, as recorded in the refresh log and carried by its events.
+///
+/// Serialised as its name (`schedule`, `ops`, …); any other name (`--trigger NAME`, or a
+/// request's own `trigger` field) is kept as given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "String")]
+pub enum Trigger {
+    /// The daemon's in-process schedule.
+    Schedule,
+    /// The daemon's catch-up refresh at start.
+    Startup,
+    /// A request on `P:refresh` that names no trigger (operators, `refresh-service trigger`).
+    Ops,
+    /// `POST /api/v4/ofertasws/refresh`.
+    Api,
+    /// `refresh-service once` without `--trigger` (what a Kubernetes CronJob runs).
+    Cronjob,
+    /// `refresh-service rollback`.
+    Rollback,
+    /// Any other name, given by an operator.
+    Named(String),
+}
+
+impl Trigger {
+    /// Every trigger with a name of its own.
+    const KNOWN: [Self; 6] = [
+        Self::Schedule,
+        Self::Startup,
+        Self::Ops,
+        Self::Api,
+        Self::Cronjob,
+        Self::Rollback,
+    ];
+
+    /// The name recorded and published.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Startup => "startup",
+            Self::Ops => "ops",
+            Self::Api => "api",
+            Self::Cronjob => "cronjob",
+            Self::Rollback => "rollback",
+            Self::Named(name) => name,
+        }
+    }
+}
+
+impl From<&str> for Trigger {
+    fn from(name: &str) -> Self {
+        let known = Self::KNOWN.into_iter().find(|known| known.as_str() == name);
+        known.unwrap_or_else(|| Self::Named(name.to_owned()))
+    }
+}
+
+impl From<String> for Trigger {
+    fn from(name: String) -> Self {
+        Self::from(name.as_str())
+    }
+}
+
+impl Serialize for Trigger {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Trigger {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
 
 /// A refresh request as published on `P:refresh`. Every field is optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +104,7 @@ pub struct RefreshRequest {
     pub requested_by: Option<String>,
     /// Trigger recorded in the refresh log; `ops` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<String>,
+    pub trigger: Option<Trigger>,
     /// W3C trace context of the span that sent this, so the trace continues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
@@ -40,9 +122,6 @@ pub enum RequestRejected {
 }
 
 impl RefreshRequest {
-    /// Trigger name used when a request names none.
-    pub const DEFAULT_TRIGGER: &'static str = "ops";
-
     /// Parses an ops message: empty or plain text is a request (the text is its reason);
     /// a message starting with `{` must be a JSON request object.
     ///
@@ -64,9 +143,9 @@ impl RefreshRequest {
         })
     }
 
-    /// The trigger to record: the request's own, or `ops`.
-    pub fn trigger(&self) -> &str {
-        self.trigger.as_deref().unwrap_or(Self::DEFAULT_TRIGGER)
+    /// The trigger to record: the request's own, or [`Trigger::Ops`].
+    pub fn trigger(&self) -> Trigger {
+        self.trigger.clone().unwrap_or(Trigger::Ops)
     }
 }
 
@@ -133,8 +212,8 @@ impl SnapshotUpdated {
 pub struct RefreshOutcome {
     /// The request this answers, when there was one.
     pub request_id: Option<String>,
-    /// Trigger of the refresh (`schedule`, `ops`, …).
-    pub trigger: String,
+    /// Trigger of the refresh.
+    pub trigger: Trigger,
     /// What happened.
     pub status: RefreshStatus,
     /// Offers in the current snapshot.
@@ -155,6 +234,23 @@ pub struct RefreshOutcome {
     /// W3C trace context of the span that sent this, so the trace continues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+impl RefreshOutcome {
+    /// An outcome of `trigger` with `status` and nothing else known yet.
+    pub fn new(trigger: Trigger, status: RefreshStatus) -> Self {
+        Self {
+            request_id: None,
+            trigger,
+            status,
+            count: None,
+            version: None,
+            etag: None,
+            execution_time_ms: None,
+            error: None,
+            traceparent: None,
+        }
+    }
 }
 
 /// An event on `P:events`, tagged by `type`.
@@ -212,40 +308,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_text_and_empty_messages_are_ops_requests() {
+    fn plain_text_empty_and_json_messages_are_requests() {
         let empty = RefreshRequest::parse(b"").unwrap();
         assert_eq!(empty, RefreshRequest::default());
-        assert_eq!(empty.trigger(), "ops");
+        assert_eq!(RefreshRequest::parse(b"{}").unwrap(), empty);
+        assert_eq!(empty.trigger(), Trigger::Ops);
         let plain = RefreshRequest::parse(b"  promo de navidad \n").unwrap();
         assert_eq!(plain.reason.as_deref(), Some("promo de navidad"));
         assert_eq!(plain.trigger(), "ops");
-    }
-
-    #[test]
-    fn json_requests_keep_their_fields_and_ignore_unknown_ones() {
-        let req = RefreshRequest::parse(
-            br#"{"request_id":"abc","reason":"promo","requested_by":"ops","extra":1}"#,
-        )
-        .unwrap();
+        // JSON requests keep their fields, ignore unknown ones and round-trip.
+        let json = br#"{"request_id":"abc","reason":"promo","requested_by":"ops","trigger":"nightly","extra":1}"#;
+        let req = RefreshRequest::parse(json).unwrap();
         assert_eq!(req.request_id.as_deref(), Some("abc"));
         assert_eq!(req.reason.as_deref(), Some("promo"));
         assert_eq!(req.requested_by.as_deref(), Some("ops"));
-        assert_eq!(
-            RefreshRequest::parse(b"{}").unwrap(),
-            RefreshRequest::default()
-        );
+        assert_eq!(req.trigger(), Trigger::Named("nightly".into()));
+        let back = serde_json::to_string(&req).unwrap();
+        assert_eq!(RefreshRequest::parse(back.as_bytes()).unwrap(), req);
     }
 
     #[test]
     fn malformed_json_and_oversize_messages_are_rejected() {
-        assert!(matches!(
-            RefreshRequest::parse(b"{not json"),
-            Err(RequestRejected::InvalidJson(_))
-        ));
-        assert!(matches!(
-            RefreshRequest::parse(br#"{"request_id": 5}"#),
-            Err(RequestRejected::InvalidJson(_))
-        ));
+        for bad in [&b"{not json"[..], br#"{"request_id": 5}"#] {
+            let parsed = RefreshRequest::parse(bad);
+            assert!(
+                matches!(parsed, Err(RequestRejected::InvalidJson(_))),
+                "{parsed:?}"
+            );
+        }
         let big = vec![b'a'; MAX_REQUEST_BYTES + 1];
         assert_eq!(
             RefreshRequest::parse(&big),
@@ -255,18 +345,22 @@ mod tests {
     }
 
     #[test]
-    fn requests_round_trip() {
-        let req = RefreshRequest {
-            request_id: Some("r1".into()),
-            reason: Some("why".into()),
-            requested_by: Some("me".into()),
-            trigger: Some("api".into()),
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-        };
-        assert_eq!(
-            RefreshRequest::parse(serde_json::to_string(&req).unwrap().as_bytes()).unwrap(),
-            req
-        );
+    fn triggers_are_written_as_their_names_and_any_name_is_kept() {
+        for (trigger, name) in [
+            (Trigger::Schedule, "schedule"),
+            (Trigger::Startup, "startup"),
+            (Trigger::Ops, "ops"),
+            (Trigger::Api, "api"),
+            (Trigger::Cronjob, "cronjob"),
+            (Trigger::Rollback, "rollback"),
+            (Trigger::Named("cronjob-b".into()), "cronjob-b"),
+        ] {
+            assert_eq!(trigger.as_str(), name);
+            assert_eq!(trigger.to_string(), name);
+            let json = serde_json::Value::from(name);
+            assert_eq!(serde_json::to_value(&trigger).unwrap(), json);
+            assert_eq!(serde_json::from_value::<Trigger>(json).unwrap(), trigger);
+        }
     }
 
     #[test]
@@ -282,54 +376,25 @@ mod tests {
         assert!(json.starts_with(r#"{"type":"snapshot.updated""#), "{json}");
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), updated);
 
-        for status in [
-            RefreshStatus::Success,
-            RefreshStatus::Unchanged,
-            RefreshStatus::Failed,
-            RefreshStatus::Skipped,
-            RefreshStatus::Rejected,
+        for (status, tag) in [
+            (RefreshStatus::Success, "refresh.completed"),
+            (RefreshStatus::Unchanged, "refresh.completed"),
+            (RefreshStatus::Failed, "refresh.failed"),
+            (RefreshStatus::Skipped, "refresh.skipped"),
+            (RefreshStatus::Rejected, "refresh.rejected"),
         ] {
             let outcome = RefreshOutcome {
                 request_id: Some("r".into()),
-                trigger: "ops".into(),
-                status,
                 count: Some(1),
-                version: None,
-                etag: None,
-                execution_time_ms: Some(12),
-                error: None,
-                traceparent: None,
+                ..RefreshOutcome::new(Trigger::Ops, status)
             };
-            let event = Event::for_outcome(outcome.clone());
-            let json = event.to_json();
-            assert!(
-                json.contains(&format!(r#""status":"{}""#, status.as_str())),
-                "{json}"
-            );
+            let json = Event::for_outcome(outcome.clone()).to_json();
+            let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(value["type"], tag);
+            assert_eq!(value["status"], status.as_str());
+            assert_eq!(value["trigger"], "ops");
             let back: Event = serde_json::from_str(&json).unwrap();
             assert_eq!(back.outcome(), Some(&outcome));
         }
-        let tag = |s| {
-            serde_json::from_str::<serde_json::Value>(
-                &Event::for_outcome(RefreshOutcome {
-                    request_id: None,
-                    trigger: "t".into(),
-                    status: s,
-                    count: None,
-                    version: None,
-                    etag: None,
-                    execution_time_ms: None,
-                    error: None,
-                    traceparent: None,
-                })
-                .to_json(),
-            )
-            .unwrap()["type"]
-                .clone()
-        };
-        assert_eq!(tag(RefreshStatus::Unchanged), "refresh.completed");
-        assert_eq!(tag(RefreshStatus::Failed), "refresh.failed");
-        assert_eq!(tag(RefreshStatus::Skipped), "refresh.skipped");
-        assert_eq!(tag(RefreshStatus::Rejected), "refresh.rejected");
     }
 }

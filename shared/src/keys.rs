@@ -18,6 +18,13 @@
 
 use crate::snapshot::Codec;
 
+/// Last part of a version's metadata key.
+const VERSION_META: &str = "meta";
+/// Last part of the key of a version's dcz bodies.
+const VERSION_DCZ: &str = "dcz";
+/// Last part of the key of a version's delta index.
+const VERSION_DELTAS: &str = "deltas";
+
 /// Key and channel names for one deployment prefix.
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -52,29 +59,56 @@ impl Keys {
         format!("{}:{{snapshot}}:versions", self.prefix)
     }
 
-    /// Common start of one version's keys; the switch script appends `meta`, `gzip`, `zstd`.
+    /// Common start of one version's keys: a version's keys are this, the version id and
+    /// one of [`Self::version_suffixes`].
     pub fn version_prefix(&self) -> String {
         format!("{}:{{snapshot}}:v:", self.prefix)
     }
 
+    /// What ends each of a version's keys: metadata first, one body per codec, then its
+    /// deltas (written later, once it is current). The switch script builds the keys of
+    /// retained versions from these, so every key of a version expires with it.
+    pub fn version_suffixes() -> Vec<String> {
+        std::iter::once(format!(":{VERSION_META}"))
+            .chain(Codec::ALL.map(Self::body_suffix))
+            .chain([format!(":{VERSION_DCZ}"), format!(":{VERSION_DELTAS}")])
+            .collect()
+    }
+
+    fn body_suffix(codec: Codec) -> String {
+        format!(":{}", codec.name())
+    }
+
     /// Metadata of one version.
     pub fn version_meta(&self, version: &str) -> String {
-        format!("{}{version}:meta", self.version_prefix())
+        format!("{}{version}:{VERSION_META}", self.version_prefix())
     }
 
     /// Compressed body of one version.
     pub fn version_body(&self, version: &str, codec: Codec) -> String {
-        format!("{}{version}:{}", self.version_prefix(), codec.name())
+        format!(
+            "{}{version}{}",
+            self.version_prefix(),
+            Self::body_suffix(codec)
+        )
+    }
+
+    /// The keys a version must have before it can be made current: its metadata, then
+    /// one body per codec.
+    pub fn version_required_keys(&self, version: &str) -> Vec<String> {
+        std::iter::once(self.version_meta(version))
+            .chain(Codec::ALL.map(|codec| self.version_body(version, codec)))
+            .collect()
     }
 
     /// The dcz bodies of one version, by earlier version (see [`crate::delta`]).
     pub fn version_dcz(&self, version: &str) -> String {
-        format!("{}{version}:dcz", self.version_prefix())
+        format!("{}{version}:{VERSION_DCZ}", self.version_prefix())
     }
 
     /// The index of one version's deltas (see [`crate::delta`]).
     pub fn version_deltas(&self, version: &str) -> String {
-        format!("{}{version}:deltas", self.version_prefix())
+        format!("{}{version}:{VERSION_DELTAS}", self.version_prefix())
     }
 
     /// The lock that keeps one refresh at a time.
@@ -116,6 +150,20 @@ mod tests {
             "p1:{snapshot}:v:7-ab:zstd"
         );
         assert_eq!(keys.version_meta("7-ab"), "p1:{snapshot}:v:7-ab:meta");
+        assert_eq!(
+            keys.version_required_keys("7-ab"),
+            [
+                keys.version_meta("7-ab"),
+                keys.version_body("7-ab", Codec::Gzip),
+                keys.version_body("7-ab", Codec::Zstd)
+            ]
+        );
+        assert_eq!(
+            Keys::version_suffixes(),
+            [":meta", ":gzip", ":zstd", ":dcz", ":deltas"]
+        );
+        assert_eq!(keys.version_dcz("7-ab"), "p1:{snapshot}:v:7-ab:dcz");
+        assert_eq!(keys.version_deltas("7-ab"), "p1:{snapshot}:v:7-ab:deltas");
         assert_eq!(keys.refresh_channel(), "p1:refresh");
         assert_eq!(keys.events_channel(), "p1:events");
         assert_eq!(keys.refresh_lock(), "p1:lock:refresh");

@@ -1,5 +1,6 @@
 //! Everything both ofertasws services agree on: configuration, the Redis key and channel
-//! layout, the event and snapshot types, the snapshot store itself, and telemetry.
+//! layout, the event and snapshot types, the snapshot store itself, the refresh
+//! request/outcome protocol, and telemetry.
 //!
 //! `refresh-service` writes snapshots through [`store::SnapshotStore`]; `api-service`
 //! reads them through the same type, so the layout is defined exactly once.
@@ -10,6 +11,7 @@ pub mod events;
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod refresh;
 pub mod shutdown;
 pub mod snapshot;
 pub mod store;

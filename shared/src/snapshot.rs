@@ -2,10 +2,12 @@
 //!
 //! A snapshot is one serialised offers document, stored compressed twice (gzip and zstd).
 //! Its [`SnapshotMeta`] records sizes and BLAKE3 hashes of the document and of both
-//! bodies, so a reader can prove a body belongs to the metadata it was paired with.
+//! bodies, so a reader can prove a body belongs to the metadata it was paired with, plus
+//! the SHA-256 of the document, the name RFC 9842 clients give it as a dictionary.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// A stored compression of the snapshot document.
@@ -54,6 +56,10 @@ pub struct SnapshotMeta {
     pub zstd_bytes: u64,
     /// BLAKE3 of the identity JSON document.
     pub json_hash: String,
+    /// Lower-case hex SHA-256 of the identity JSON document; absent in metadata written
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_sha256: Option<String>,
     /// BLAKE3 of the gzip body.
     pub gzip_hash: String,
     /// BLAKE3 of the zstd body.
@@ -122,9 +128,38 @@ impl SnapshotMeta {
     /// Checks that `document` is this snapshot's identity JSON.
     ///
     /// # Errors
-    /// [`BodyMismatch`] when its size or BLAKE3 hash differs from the recorded one.
+    /// [`BodyMismatch`] when its size, BLAKE3 hash or (when recorded) SHA-256 differs from
+    /// the recorded one.
     pub fn verify_document(&self, document: &[u8]) -> Result<(), BodyMismatch> {
-        self.verify("json", self.json_bytes, &self.json_hash, document)
+        let mut digest = DocumentDigest::default();
+        digest.update(document);
+        self.verify_document_hashes(&digest.finish())
+    }
+
+    /// Checks that a document whose hashes are `hashes` is this snapshot's identity JSON.
+    ///
+    /// # Errors
+    /// [`BodyMismatch`] when its size, BLAKE3 or (when recorded) SHA-256 differs.
+    pub fn verify_document_hashes(&self, hashes: &DocumentHashes) -> Result<(), BodyMismatch> {
+        let mismatch = |what| BodyMismatch::Hash {
+            what,
+            version: self.version.clone(),
+        };
+        if hashes.bytes != self.json_bytes {
+            return Err(BodyMismatch::Size {
+                what: "json",
+                version: self.version.clone(),
+                expected: self.json_bytes,
+                actual: hashes.bytes,
+            });
+        }
+        if hashes.blake3 != self.json_hash {
+            return Err(mismatch("json"));
+        }
+        match &self.json_sha256 {
+            Some(recorded) if *recorded != hashes.sha256 => Err(mismatch("json (SHA-256)")),
+            _ => Ok(()),
+        }
     }
 
     fn verify(
@@ -143,11 +178,6 @@ impl SnapshotMeta {
     pub fn check_body(&self, codec: Codec) -> BodyCheck<'_> {
         let (expected, hash) = self.recorded(codec);
         self.check(codec.name(), expected, hash)
-    }
-
-    /// A check of this snapshot's identity document that reads it piece by piece.
-    pub fn check_document(&self) -> BodyCheck<'_> {
-        self.check("json", self.json_bytes, &self.json_hash)
     }
 
     fn check<'m>(&'m self, what: &'static str, expected: u64, hash: &'m str) -> BodyCheck<'m> {
@@ -229,6 +259,49 @@ pub fn hash_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
+/// Lower-case hex SHA-256 of `bytes`, as recorded in [`SnapshotMeta::json_sha256`].
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Both hashes the metadata records of the identity document, computed in one pass over
+/// it as it is written (the document itself is never held whole).
+#[derive(Default)]
+pub struct DocumentDigest {
+    blake3: blake3::Hasher,
+    sha256: Sha256,
+    bytes: u64,
+}
+
+/// What [`DocumentDigest`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentHashes {
+    /// Document size.
+    pub bytes: u64,
+    /// Lower-case hex BLAKE3 ([`SnapshotMeta::json_hash`]).
+    pub blake3: String,
+    /// Lower-case hex SHA-256 ([`SnapshotMeta::json_sha256`]).
+    pub sha256: String,
+}
+
+impl DocumentDigest {
+    /// Adds the next bytes of the document.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.blake3.update(bytes);
+        self.sha256.update(bytes);
+        self.bytes += bytes.len() as u64;
+    }
+
+    /// The hashes of everything added.
+    pub fn finish(self) -> DocumentHashes {
+        DocumentHashes {
+            bytes: self.bytes,
+            blake3: self.blake3.finalize().to_hex().to_string(),
+            sha256: hex::encode(self.sha256.finalize()),
+        }
+    }
+}
+
 /// Formats a timestamp as RFC 3339 UTC with milliseconds (`…T15:00:00.123Z`).
 pub fn format_millis(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -281,6 +354,7 @@ mod tests {
             gzip_bytes: gzip.len() as u64,
             zstd_bytes: zstd.len() as u64,
             json_hash: hash_hex(document),
+            json_sha256: Some(sha256_hex(document)),
             gzip_hash: hash_hex(gzip),
             zstd_hash: hash_hex(zstd),
         }
@@ -312,6 +386,39 @@ mod tests {
             meta.verify_body(Codec::Zstd, b"zz"),
             Err(BodyMismatch::Hash { .. })
         ));
+    }
+
+    #[test]
+    fn the_document_sha256_is_checked_when_recorded_and_old_metadata_still_parses() {
+        // Known answer: SHA-256 of the empty string and of "abc".
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(sha256_hex(b""), empty);
+        let mut digest = DocumentDigest::default();
+        digest.update(b"a");
+        digest.update(b"bc");
+        let hashes = digest.finish();
+        assert_eq!(
+            hashes.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!((hashes.bytes, hashes.blake3), (3, hash_hex(b"abc")));
+
+        let mut meta = sample(b"{}", b"gz", b"zs");
+        meta.json_sha256 = Some(empty.to_owned());
+        assert_eq!(
+            meta.verify_document(b"{}"),
+            Err(BodyMismatch::Hash {
+                what: "json (SHA-256)",
+                version: meta.version.clone()
+            })
+        );
+        meta.json_sha256 = None;
+        assert_eq!(meta.verify_document(b"{}"), Ok(()));
+        let mut old = serde_json::to_value(&meta).unwrap_or_default();
+        assert!(old.get("json_sha256").is_none(), "{old}");
+        old["json_hash"] = serde_json::Value::from(hash_hex(b"{}"));
+        let parsed: SnapshotMeta = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.json_sha256, None);
     }
 
     #[test]

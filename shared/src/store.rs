@@ -36,22 +36,25 @@ redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('INCR', KEYS[1])
 ";
 
+/// Makes a version current. Its keys' names come from [`Keys`]: the new version's as
+/// `KEYS`, every other version's built from the version key prefix and the suffixes.
 const SWITCH_SCRIPT: &str = r"
--- KEYS: current, versions, new meta, new gzip, new zstd
--- ARGV: meta json, seq, version, version key prefix, retained count, previous ttl (s), force
+-- KEYS: current, versions, then the keys the new version must have (metadata first)
+-- ARGV: meta json, seq, version, version key prefix, retained count, previous ttl (s), force,
+--       then the suffix of each key a version may have (Keys::version_suffixes)
 local current = redis.call('GET', KEYS[1])
 if current and ARGV[7] ~= '1' then
   local ok, decoded = pcall(cjson.decode, current)
   local seq = ok and tonumber(decoded['seq'])
   if seq and seq >= tonumber(ARGV[2]) then return seq end
 end
-if redis.call('EXISTS', KEYS[3], KEYS[4], KEYS[5]) ~= 3 then
+local new_keys = {unpack(KEYS, 3)}
+if redis.call('EXISTS', unpack(new_keys)) ~= #new_keys then
   return redis.error_reply('ERR bodies of version ' .. ARGV[3] .. ' are missing')
 end
+local suffixes = {unpack(ARGV, 8)}
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PERSIST', KEYS[3])
-redis.call('PERSIST', KEYS[4])
-redis.call('PERSIST', KEYS[5])
+for _, s in ipairs(suffixes) do redis.call('PERSIST', ARGV[4] .. ARGV[3] .. s) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 local members = redis.call('ZRANGE', KEYS[2], 0, -1)
 local drop = #members - tonumber(ARGV[5])
@@ -59,10 +62,10 @@ for i, v in ipairs(members) do
   if v ~= ARGV[3] then
     local base = ARGV[4] .. v
     if i <= drop then
-      redis.call('DEL', base .. ':meta', base .. ':gzip', base .. ':zstd')
+      for _, s in ipairs(suffixes) do redis.call('DEL', base .. s) end
       redis.call('ZREM', KEYS[2], v)
     else
-      for _, s in ipairs({':meta', ':gzip', ':zstd'}) do
+      for _, s in ipairs(suffixes) do
         if redis.call('TTL', base .. s) == -1 then redis.call('EXPIRE', base .. s, ARGV[6]) end
       end
     end
@@ -349,14 +352,9 @@ impl SnapshotStore {
         force: bool,
     ) -> Result<Switch, StoreError> {
         let version = &meta.version;
-        let keys = vec![
-            self.keys.current(),
-            self.keys.versions(),
-            self.keys.version_meta(version),
-            self.keys.version_body(version, Codec::Gzip),
-            self.keys.version_body(version, Codec::Zstd),
-        ];
-        let args = vec![
+        let mut keys = vec![self.keys.current(), self.keys.versions()];
+        keys.extend(self.keys.version_required_keys(version));
+        let mut args = vec![
             meta_json.to_owned(),
             meta.seq.to_string(),
             version.clone(),
@@ -365,6 +363,7 @@ impl SnapshotStore {
             PREVIOUS_VERSION_TTL.as_secs().to_string(),
             if force { "1" } else { "0" }.to_owned(),
         ];
+        args.extend(Keys::version_suffixes());
         let current_seq: u64 = self.client.eval(SWITCH_SCRIPT, keys, args).await?;
         Ok(if current_seq == 0 {
             Switch::Switched

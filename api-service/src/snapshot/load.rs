@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use shared::delta::{Delta, dcz_dictionary, sha256_bytes};
-use shared::snapshot::{BodyCheck, Codec, SnapshotMeta};
+use shared::snapshot::{Codec, DocumentDigest, SnapshotMeta};
 use shared::store::{SnapshotStore, StoreError};
 
 use crate::sealed::{BodyFiles, SealedWriter};
@@ -86,7 +86,15 @@ pub async fn load(
         version,
         source: io::Error::other(e),
     })?;
-    Ok(Snapshot::new(meta, zstd, gzip, identity?, None)?)
+    let (json_sha256, identity) = identity?;
+    Ok(Snapshot::new(
+        meta,
+        json_sha256,
+        zstd,
+        gzip,
+        identity,
+        None,
+    )?)
 }
 
 /// A delta ready to serve: its index entry, its dictionary's SHA-256, its body.
@@ -173,14 +181,14 @@ async fn fetch(
     file.seal(files).map_err(memory)
 }
 
-/// Decompresses `zstd`, checks the document against `meta`, and returns it sealed when
-/// it is no larger than `hold` bytes.
+/// Decompresses `zstd`, checks the document against `meta`, and returns its SHA-256
+/// (hex) and, when it is no larger than `hold` bytes, the document sealed.
 fn inflate_checked(
     meta: &SnapshotMeta,
     zstd: &[u8],
     hold: u64,
     files: &Arc<BodyFiles>,
-) -> Result<Option<Bytes>, LoadError> {
+) -> Result<(String, Option<Bytes>), LoadError> {
     let memory = |source| LoadError::Memory {
         version: meta.version.clone(),
         source,
@@ -191,7 +199,9 @@ fn inflate_checked(
         None
     };
     let mut out = Checked {
-        check: meta.check_document(),
+        digest: DocumentDigest::default(),
+        expected: meta.json_bytes,
+        written: 0,
         kept,
     };
     let inflated = zstd::stream::read::Decoder::with_buffer(zstd)
@@ -202,22 +212,28 @@ fn inflate_checked(
             source,
         });
     }
-    out.check.finish().map_err(StoreError::from)?;
-    out.kept
+    let hashes = out.digest.finish();
+    meta.verify_document_hashes(&hashes)
+        .map_err(StoreError::from)?;
+    let kept = out
+        .kept
         .map(|file| file.seal(files))
         .transpose()
-        .map_err(memory)
+        .map_err(memory)?;
+    Ok((hashes.sha256, kept))
 }
 
-/// Checks what passes through and keeps it when asked to.
-struct Checked<'m> {
-    check: BodyCheck<'m>,
+/// Hashes what passes through and keeps it when asked to.
+struct Checked {
+    digest: DocumentDigest,
+    expected: u64,
+    written: u64,
     kept: Option<SealedWriter>,
 }
 
-impl Write for Checked<'_> {
+impl Write for Checked {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.check.len() + buf.len() as u64 > self.check.expected_len() {
+        if self.written + buf.len() as u64 > self.expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "longer than the recorded document",
@@ -227,7 +243,8 @@ impl Write for Checked<'_> {
             Some(file) => file.write(buf)?,
             None => buf.len(),
         };
-        self.check.update(&buf[..n]);
+        self.digest.update(&buf[..n]);
+        self.written += n as u64;
         Ok(n)
     }
 

@@ -76,6 +76,8 @@ pub struct DeltaVariant {
 pub struct Snapshot {
     /// Its metadata.
     pub meta: SnapshotMeta,
+    /// Lowercase hex SHA-256 of its identity document (computed when it was checked).
+    pub json_sha256: String,
     /// zstd, gzip, identity — indexed by [`Encoding::index`].
     pub variants: [Variant; 3],
     /// The deltas held, by earlier version.
@@ -145,7 +147,8 @@ impl Common {
 }
 
 impl Snapshot {
-    /// The snapshot of `meta` with its verified bodies: `zstd`, `gzip`, the identity
+    /// The snapshot of `meta` (its document's SHA-256 is `json_sha256`) with its verified
+    /// bodies: `zstd`, `gzip`, the identity
     /// document (held, or produced from `zstd` when sent), and the deltas of its index
     /// when that was read (`None`: not written yet).
     ///
@@ -153,6 +156,7 @@ impl Snapshot {
     /// [`UnusableMeta`] when the version or a date cannot be written into a header.
     pub fn new(
         meta: SnapshotMeta,
+        json_sha256: String,
         zstd: Bytes,
         gzip: Bytes,
         identity: Option<Bytes>,
@@ -206,6 +210,7 @@ impl Snapshot {
             deltas_listed,
             modified,
             meta,
+            json_sha256,
         })
     }
 
@@ -220,6 +225,7 @@ impl Snapshot {
         };
         Self::new(
             self.meta.clone(),
+            self.json_sha256.clone(),
             held(Encoding::Zstd).unwrap_or_default(),
             held(Encoding::Gzip).unwrap_or_default(),
             held(Encoding::Identity),

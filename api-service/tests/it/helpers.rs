@@ -192,6 +192,7 @@ impl Writer {
             gzip_bytes: gzip.len() as u64,
             zstd_bytes: zstd.len() as u64,
             json_hash: hash_hex(&document),
+            json_sha256: Some(shared::snapshot::sha256_hex(&document)),
             gzip_hash: hash_hex(&gzip),
             zstd_hash: hash_hex(&zstd),
         };

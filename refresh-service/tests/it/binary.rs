@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+use fred::prelude::{EventInterface, PubsubInterface};
+use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus};
+use shared::store::SnapshotStore;
+
 use crate::helpers::*;
 
 async fn run(cmd: &mut tokio::process::Command) -> (i32, String, String) {
@@ -80,6 +84,20 @@ async fn once_refreshes_and_a_concurrent_once_is_skipped() {
     let mut seen: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
     seen.sort();
     assert_eq!(seen, [("skipped", "cronjob-b"), ("success", "cronjob")]);
+
+    // `versions` lists it, current, with the start of its document's SHA-256.
+    let current = env.ctx.store.current_meta().await.unwrap().unwrap();
+    let sha256 = current.json_sha256.as_deref().unwrap();
+    let (code, stdout, stderr) = run(&mut env.command(&["versions"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('*'))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&current.version) && line.contains(&sha256[..12]),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +136,7 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
     events
         .next_matching(
             Duration::from_secs(30),
-            |e| matches!(e, shared::events::Event::RefreshCompleted(o) if o.trigger == "startup"),
+            |e| matches!(e, Event::RefreshCompleted(o) if o.trigger == "startup"),
         )
         .await;
     change(&env.db.pool, 2).await;
@@ -169,6 +187,69 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Listens on `P:refresh` in place of a daemon and answers the requests, in turn, with
+/// the statuses in `answers` (`None`: no answer), keeping each outcome in Redis without
+/// publishing its event, as if the event were lost while the waiter's subscription
+/// reconnected.
+async fn stand_in_keeping_outcomes_only(
+    store: SnapshotStore,
+    answers: Vec<Option<RefreshStatus>>,
+) -> tokio::task::JoinHandle<()> {
+    let settings = shared::config::RedisSettings::new(redis_url(), store.keys().prefix());
+    let subscriber = shared::redis::subscriber(&settings, shared::redis::Start::FailFast).unwrap();
+    shared::redis::connect(&subscriber).await.unwrap();
+    let mut requests = subscriber.message_rx();
+    subscriber
+        .subscribe(store.keys().refresh_channel())
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _keep = subscriber;
+        for answer in answers {
+            let message = requests.recv().await.unwrap();
+            let request = RefreshRequest::parse(message.value.as_bytes().unwrap()).unwrap();
+            let Some(status) = answer else { continue };
+            let id = request.request_id.clone().unwrap();
+            let event = Event::for_outcome(RefreshOutcome {
+                request_id: Some(id.clone()),
+                error: (status == RefreshStatus::Failed).then(|| "database: refused".to_owned()),
+                ..RefreshOutcome::new(request.trigger(), status)
+            });
+            store.remember_outcome(&id, &event).await.unwrap();
+        }
+    })
+}
+
+#[tokio::test]
+async fn trigger_wait_finds_an_outcome_whose_event_was_lost_and_exits_by_its_status() {
+    let env = TestEnv::new().await;
+    let answers = vec![
+        Some(RefreshStatus::Unchanged),
+        Some(RefreshStatus::Failed),
+        None,
+    ];
+    let refresher = stand_in_keeping_outcomes_only(env.ctx.store.clone(), answers).await;
+
+    let (code, stdout, stderr) =
+        run(&mut env.command(&["trigger", "--wait", "--timeout", "20"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(r#""type":"refresh.completed""#)
+            && stdout.contains(r#""status":"unchanged""#)
+            && stdout.contains(r#""trigger":"ops""#),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) =
+        run(&mut env.command(&["trigger", "--wait", "--timeout", "20"])).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains(r#""type":"refresh.failed""#), "{stdout}");
+    let (code, stdout, stderr) =
+        run(&mut env.command(&["trigger", "--wait", "--timeout", "1"])).await;
+    assert_eq!(code, 2, "{stdout} {stderr}");
+    assert!(stderr.contains("no outcome for request"), "{stderr}");
+    refresher.await.unwrap();
 }
 
 #[tokio::test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use serde_json::Value;
 
-use refresh_service::pipeline::{Outcome, RefreshRun, refresh, run_recorded};
-use shared::events::{Event, RefreshStatus};
+use refresh_service::pipeline::{Outcome, refresh};
+use refresh_service::report::{RefreshRun, run_recorded};
+use shared::events::{Event, RefreshStatus, Trigger};
 use shared::snapshot::SnapshotMeta;
 use shared::store::{Bodies, StoreError};
 
@@ -29,6 +30,10 @@ fn decode(meta: &SnapshotMeta, bodies: &Bodies) -> Value {
     assert_eq!(
         from_gzip, from_zstd,
         "gzip and zstd bodies decode to the same document"
+    );
+    assert!(
+        meta.json_sha256.is_some(),
+        "the document's SHA-256 is recorded"
     );
     meta.verify_document(&from_zstd).unwrap();
     serde_json::from_slice(&from_zstd).unwrap()
@@ -213,11 +218,11 @@ async fn offers_are_ordered_by_score_descending_then_id() {
 async fn unchanged_offers_publish_nothing_new() {
     let env = TestEnv::new().await;
     seed(&env.db.pool, 1, 50).await;
-    let first = run_recorded(&env.ctx, &RefreshRun::new("test")).await;
+    let first = run_recorded(&env.ctx, &RefreshRun::new(Trigger::from("test"))).await;
     assert_eq!(first.status, RefreshStatus::Success);
 
     let mut events = Events::subscribe(&env.prefix.0).await;
-    let second = run_recorded(&env.ctx, &RefreshRun::new("test")).await;
+    let second = run_recorded(&env.ctx, &RefreshRun::new(Trigger::from("test"))).await;
     assert_eq!(second.status, RefreshStatus::Unchanged);
     assert_eq!(second.etag, first.etag);
     assert_eq!(second.version, first.version);
@@ -249,7 +254,7 @@ async fn unchanged_offers_publish_nothing_new() {
     );
 
     change(&env.db.pool, 7).await;
-    let third = run_recorded(&env.ctx, &RefreshRun::new("test")).await;
+    let third = run_recorded(&env.ctx, &RefreshRun::new(Trigger::from("test"))).await;
     assert_eq!(third.status, RefreshStatus::Success);
     assert_ne!(third.etag, first.etag);
     let updated = events
@@ -333,7 +338,10 @@ async fn a_refresh_skips_while_another_holds_the_lock() {
     seed(&env.db.pool, 1, 20).await;
     let blocker = block_offers_table(&env.db.url).await;
     let ctx = env.ctx.clone();
-    let first = tokio::spawn(async move { run_recorded(&ctx, &RefreshRun::new("first")).await });
+    let first =
+        tokio::spawn(
+            async move { run_recorded(&ctx, &RefreshRun::new(Trigger::from("first"))).await },
+        );
     eventually(
         Duration::from_secs(10),
         "the first refresh to take the lock",
@@ -341,7 +349,7 @@ async fn a_refresh_skips_while_another_holds_the_lock() {
     )
     .await;
 
-    let second = run_recorded(&env.ctx, &RefreshRun::new("second")).await;
+    let second = run_recorded(&env.ctx, &RefreshRun::new(Trigger::from("second"))).await;
     assert_eq!(second.status, RefreshStatus::Skipped);
     assert!(
         second
@@ -391,7 +399,7 @@ async fn a_postgres_failure_mid_refresh_keeps_the_snapshot_and_is_logged_when_ba
     let ctx = context_for(&settings(&via_proxy, &env.prefix.0)).await;
     let blocker = block_offers_table(&env.db.url).await;
     let run = tokio::spawn(async move {
-        let outcome = run_recorded(&ctx, &RefreshRun::new("test")).await;
+        let outcome = run_recorded(&ctx, &RefreshRun::new(Trigger::from("test"))).await;
         (outcome, ctx)
     });
     eventually(
@@ -440,7 +448,9 @@ async fn a_postgres_failure_mid_refresh_keeps_the_snapshot_and_is_logged_when_ba
             .contains("database")
     );
     assert_eq!(
-        run_recorded(&ctx, &RefreshRun::new("test")).await.status,
+        run_recorded(&ctx, &RefreshRun::new(Trigger::from("test")))
+            .await
+            .status,
         RefreshStatus::Success
     );
 }
