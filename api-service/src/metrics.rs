@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 
 use shared::snapshot::SnapshotMeta;
 
+use crate::connections::ConnectionMetrics;
+
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -52,6 +54,7 @@ pub struct Metrics {
     reconnects: Counter,
     redis_up: Gauge,
     rss: Gauge,
+    connections: ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -77,8 +80,10 @@ impl Default for Metrics {
             reconnects: Counter::default(),
             redis_up: Gauge::default(),
             rss: Gauge::default(),
+            connections: ConnectionMetrics::default(),
             registry: Registry::default(),
         };
+        metrics.connections.register(&mut registry);
         registry.register(
             "http_requests",
             "HTTP requests served",
@@ -287,6 +292,11 @@ impl Metrics {
     /// Records a refused snapshot.
     pub fn snapshot_rejected(&self) {
         self.rejected.inc();
+    }
+
+    /// The connection gauges and counters, for [`crate::connections::Connections`].
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// Records a reconnection to Redis.

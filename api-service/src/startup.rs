@@ -17,6 +17,7 @@ use shared::redis::Start;
 use shared::store::SnapshotStore;
 
 use crate::auth::Authenticator;
+use crate::connections::Connections;
 use crate::health::HealthApi;
 use crate::metrics::Metrics;
 use crate::routes::OfertasApi;
@@ -132,7 +133,8 @@ impl Application {
         tracing::info!(addr = %self.addr, "api-service listening");
         let grace = Duration::from_secs(self.settings.shutdown_grace_secs);
         let route = SnapshotRoute::new(self.cache.clone(), self.auth.clone(), self.metrics.clone());
-        crate::server::serve(self.listener, route, app, shutdown, grace).await;
+        let connections = Connections::new(&self.settings, self.metrics.connections());
+        crate::server::serve(self.listener, route, app, connections, shutdown, grace).await;
         background.cancel();
         tasks.close();
         tasks.wait().await;
