@@ -39,6 +39,12 @@ use crate::snapshot_route::SnapshotRoute;
 /// the connection waiting stays queued, so retrying at once would spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Largest HTTP/1 request head (hyper's read buffer); larger ones get `431`.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// HTTP/2 flow-control window for request bodies, per stream and per connection.
+const HTTP2_WINDOW: u32 = 65_535;
+
 /// At most one warning per this interval while accepting keeps failing.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -68,7 +74,16 @@ pub async fn serve<E>(
     // No hyper header-read timer: it also runs while a keep-alive connection is idle,
     // racing the load balancer in front, which owns idle timeouts. `connections` times
     // request heads from their first byte instead.
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Bounds what one connection can make the server hold, so that the cap bounds
+    // memory: an HTTP/1 head of at most 32 KiB (a token is at most 8 KiB) instead of
+    // hyper's 400 KB, and at most 64 KiB of unread HTTP/2 request body (the protocol's
+    // initial window; hyper's is 1 MiB) — no request here has a larger body.
+    builder.http1().max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .initial_connection_window_size(HTTP2_WINDOW)
+        .initial_stream_window_size(HTTP2_WINDOW);
     let graceful = GracefulShutdown::new();
     let accept_warnings = Throttle::new(ACCEPT_WARN_EVERY);
     loop {
