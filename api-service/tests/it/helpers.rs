@@ -225,10 +225,20 @@ impl Writer {
 
 /// A prefix with a snapshot of `count` offers and an API serving it.
 pub async fn ready_api(count: u64) -> (TestPrefix, Writer, Written, TestApi) {
+    ready_api_with(count, |_| {}).await
+}
+
+/// As [`ready_api`], with `configure` applied to the API's settings first.
+pub async fn ready_api_with(
+    count: u64,
+    configure: impl FnOnce(&mut ApiSettings),
+) -> (TestPrefix, Writer, Written, TestApi) {
     let prefix = TestPrefix::new();
     let writer = Writer::new(&prefix.0).await;
     let written = writer.publish(count, false).await;
-    let api = spawn_api(&prefix.0).await;
+    let mut settings = settings(&prefix.0);
+    configure(&mut settings);
+    let api = spawn_api_with(settings).await;
     wait_for_version(
         &api,
         &written.meta.version,
