@@ -25,7 +25,7 @@ use shared::config::{ApiSettings, ConfigError};
 /// Longest token accepted; anything longer is refused without parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// How many verified tokens the cache is sized for (its hash table is made for this many).
+/// How many verified tokens the cache's table is sized for.
 const VERIFIED_ESTIMATE: usize = 10_000;
 
 /// Memory the remembered tokens may take, as [`TokenWeight`] estimates it. A typical

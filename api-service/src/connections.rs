@@ -1,7 +1,7 @@
 //! Connections cannot starve the API: at most `API_MAX_CONNECTIONS` are served at once
 //! ([`Connections`]), a request head must arrive whole within `API_HEADER_TIMEOUT_SECS`
-//! once it has begun ([`HeadTimed`]), and the soft file-descriptor limit is raised at start
-//! ([`raise_fd_limit`]) so that a flood of connections meets the cap, not `EMFILE`.
+//! once it has begun ([`HeadTimed`]), and the soft file-descriptor limit is raised at
+//! start ([`raise_fd_limit`]) so that a flood of connections meets the cap, not `EMFILE`.
 //!
 //! Idle keep-alive connections are never closed here: the load balancer in front closes
 //! idle connections itself, and a backend that closes one first races the request the
@@ -75,7 +75,8 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// Limits from `API_MAX_CONNECTIONS` and `API_HEADER_TIMEOUT_SECS`, counted in `metrics`.
+    /// Limits from `API_MAX_CONNECTIONS` and `API_HEADER_TIMEOUT_SECS`, counted in
+    /// `metrics`.
     pub fn new(settings: &ApiSettings, metrics: ConnectionMetrics) -> Arc<Self> {
         Arc::new(Self {
             limit: settings.max_connections,
@@ -101,9 +102,10 @@ impl Connections {
         }
     }
 
-    /// A place for the accepted `stream`, or `None` when `API_MAX_CONNECTIONS` connections are
-    /// open: then the stream is set to be reset when dropped (the client learns at once,
-    /// and this side keeps no `TIME_WAIT` state for a connection it never served).
+    /// A place for the accepted `stream`, or `None` when `API_MAX_CONNECTIONS`
+    /// connections are open: then the stream is set to be reset when dropped (the client
+    /// learns at once, and this side keeps no `TIME_WAIT` state for a connection it
+    /// never served).
     pub fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
         let slot = self.slot();
         if slot.is_none() {

@@ -4,9 +4,10 @@
 //! hyper's own `header_read_timeout` cannot be used: it starts whenever hyper waits for
 //! a head, so it also closes idle keep-alive connections. The timer here starts with the
 //! first byte of a head, which only the connection's IO sees ([`HeadTimed`]), and stops
-//! when the head is complete, which for HTTP/1 only the service sees ([`super::Watched`]): it
-//! is called with the parsed request. The request body read after that is never timed.
-//! HTTP/2 heads are header blocks in frames, which [`super::http2`] finds in the bytes.
+//! when the head is complete, which for HTTP/1 only the service sees
+//! ([`super::Watched`]): it is called with the parsed request. The request body read
+//! after that is never timed. HTTP/2 heads are header blocks in frames, which
+//! [`super::http2`] finds in the bytes.
 //!
 //! Per request this costs a few relaxed atomic operations and no allocation; the timer
 //! itself is made once per connection, and only reset when a head is still incomplete
