@@ -6,9 +6,9 @@
 //! refused before its signature is looked at.
 //!
 //! A client repeats its token on every request until it expires, so tokens that verified
-//! are remembered (bounded, keyed by the whole token) with their claims: a repeated
-//! token costs a hash lookup and an expiry check instead of parsing and a signature
-//! check (HS256 a few microseconds, RS256 about 0.3 ms).
+//! are remembered with their claims (keyed by the whole token, bounded by the memory they
+//! take): a repeated token costs a hash lookup and an expiry check instead of parsing and
+//! a signature check (HS256 a few microseconds, RS256 about 0.3 ms).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,8 +25,20 @@ use shared::config::{ApiSettings, ConfigError};
 /// Longest token accepted; anything longer is refused without parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// How many verified tokens are remembered (a few MB at most).
-const VERIFIED_CAPACITY: usize = 10_000;
+/// How many verified tokens the cache's table is sized for.
+const VERIFIED_ESTIMATE: usize = 10_000;
+
+/// Memory the remembered tokens may take, as [`TokenWeight`] estimates it. A typical
+/// app token (a few hundred bytes) weighs under 800 bytes, so [`VERIFIED_ESTIMATE`] of
+/// them fit; tokens of [`MAX_TOKEN_BYTES`] are a thousand at most, where a bound by count
+/// alone would have let 10,000 of them take 80 MB.
+const VERIFIED_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Bytes an entry takes besides its token's and its claims' heap memory: the key and
+/// value themselves, the claims and their `Arc` counts, the cache's slot and allocator
+/// rounding (about 64 bytes).
+const ENTRY_OVERHEAD: usize =
+    size_of::<String>() + size_of::<Verified>() + 2 * size_of::<usize>() + size_of::<Claims>() + 64;
 
 /// Seconds of clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
@@ -95,7 +107,25 @@ struct Verifier {
 pub struct Authenticator {
     hmac: Option<Verifier>,
     public: Option<Verifier>,
-    verified: quick_cache::sync::Cache<String, Arc<Claims>>,
+    verified: quick_cache::sync::Cache<String, Verified, TokenWeight>,
+}
+
+/// A remembered token's claims and the bytes its entry takes, computed once: the cache
+/// weighs an entry whenever it looks for one to evict.
+#[derive(Clone)]
+struct Verified {
+    claims: Arc<Claims>,
+    bytes: u64,
+}
+
+/// Weighs remembered tokens by the memory they take, for [`VERIFIED_BYTES`].
+#[derive(Clone)]
+struct TokenWeight;
+
+impl quick_cache::Weighter<String, Verified> for TokenWeight {
+    fn weight(&self, _token: &String, verified: &Verified) -> u64 {
+        verified.bytes
+    }
 }
 
 impl Authenticator {
@@ -163,7 +193,11 @@ impl Authenticator {
         Ok(Self {
             hmac,
             public,
-            verified: quick_cache::sync::Cache::new(VERIFIED_CAPACITY),
+            verified: quick_cache::sync::Cache::with_weighter(
+                VERIFIED_ESTIMATE,
+                VERIFIED_BYTES,
+                TokenWeight,
+            ),
         })
     }
 
@@ -179,14 +213,19 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLong);
         }
-        if let Some(claims) = self.verified.get(token) {
-            if unexpired(&claims) {
-                return Ok(claims);
+        if let Some(verified) = self.verified.get(token) {
+            if unexpired(&verified.claims) {
+                return Ok(verified.claims);
             }
             self.verified.remove(token);
         }
         let claims = Arc::new(self.decode(token)?);
-        self.verified.insert(token.to_owned(), claims.clone());
+        let bytes = (ENTRY_OVERHEAD + token.len() + claims.heap_bytes()) as u64;
+        let verified = Verified {
+            claims: claims.clone(),
+            bytes,
+        };
+        self.verified.insert(token.to_owned(), verified);
         Ok(claims)
     }
 
@@ -201,6 +240,38 @@ impl Authenticator {
         decode::<Claims>(token, &verifier.key, &verifier.validation)
             .map(|data| data.claims)
             .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+impl Claims {
+    /// Heap memory held by the claims' strings and scope values.
+    fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        text(&self.sub) + text(&self.role) + self.scope.as_ref().map_or(0, json_heap_bytes)
+    }
+}
+
+/// Heap memory held by a JSON value: a scope claim may be an array or object of any
+/// shape, and each element costs far more than its bytes in the token.
+fn json_heap_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => {
+            items.capacity() * size_of::<Value>() + items.iter().map(json_heap_bytes).sum::<usize>()
+        }
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, value)| {
+                // A map entry: the key, the value, and about a pointer pair of node overhead.
+                size_of::<String>()
+                    + key.capacity()
+                    + size_of::<Value>()
+                    + 16
+                    + json_heap_bytes(value)
+            })
+            .sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
 }
 
@@ -245,13 +316,47 @@ mod tests {
         assert!(!claims(None, None).can_refresh());
     }
 
-    #[test]
-    fn a_minted_token_verifies_and_a_tampered_one_does_not() {
-        let settings = ApiSettings::for_secret(
+    fn settings() -> ApiSettings {
+        ApiSettings::for_secret(
             shared::config::RedisSettings::new("redis://x", "p"),
             "s3cret",
+        )
+    }
+
+    #[test]
+    fn remembered_tokens_stay_within_their_byte_budget() {
+        let auth = Authenticator::from_settings(&settings()).unwrap();
+        let exp = (chrono::Utc::now().timestamp() + 60) as u64;
+        let token = |sub: String| {
+            let claims = Claims {
+                exp,
+                sub: Some(sub),
+                ..Claims::default()
+            };
+            mint("s3cret", &claims).unwrap()
+        };
+        auth.verify(&token("app-7f3a".into())).unwrap();
+        assert!(
+            auth.verified.weight() < 800,
+            "a typical token weighs what the budget assumes"
         );
-        let auth = Authenticator::from_settings(&settings).unwrap();
+        let filler = "x".repeat(MAX_TOKEN_BYTES * 3 / 4 - 200);
+        let count = 2 * VERIFIED_BYTES as usize / MAX_TOKEN_BYTES;
+        for n in 0..count {
+            let large = token(format!("{n}{filler}"));
+            assert!(large.len() <= MAX_TOKEN_BYTES, "{}", large.len());
+            auth.verify(&large).unwrap();
+        }
+        assert!(auth.verified.weight() <= VERIFIED_BYTES);
+        assert!(
+            auth.verified.len() < count,
+            "large tokens were evicted by weight"
+        );
+    }
+
+    #[test]
+    fn a_minted_token_verifies_and_a_tampered_one_does_not() {
+        let auth = Authenticator::from_settings(&settings()).unwrap();
         let exp = (chrono::Utc::now().timestamp() + 60) as u64;
         let token = mint(
             "s3cret",

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod connections;
 pub mod errors;
 pub mod health;
 pub mod metrics;

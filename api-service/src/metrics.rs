@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 
 use shared::snapshot::SnapshotMeta;
 
+use crate::connections::ConnectionMetrics;
+
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -56,6 +58,7 @@ pub struct Metrics {
     redis_up: Gauge,
     rss: Gauge,
     memory: Gauge,
+    connections: ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -85,8 +88,10 @@ impl Default for Metrics {
             redis_up: Gauge::default(),
             rss: Gauge::default(),
             memory: Gauge::default(),
+            connections: ConnectionMetrics::default(),
             registry: Registry::default(),
         };
+        metrics.connections.register(&mut registry);
         registry.register(
             "http_requests",
             "HTTP requests served",
@@ -330,6 +335,11 @@ impl Metrics {
     /// Records a dcz body sent, `saved` bytes smaller than the zstd body.
     pub fn delta_sent(&self, saved: u64) {
         self.delta_bytes_saved.inc_by(saved);
+    }
+
+    /// The connection gauges and counters, for [`crate::connections::Connections`].
+    pub fn connections(&self) -> ConnectionMetrics {
+        self.connections.clone()
     }
 
     /// Records a reconnection to Redis.

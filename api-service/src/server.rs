@@ -9,6 +9,10 @@
 //!
 //! Requests for the snapshot itself are answered by [`SnapshotRoute`] straight from the
 //! request head; every other request goes to the poem endpoint.
+//!
+//! Each accepted connection is admitted by [`Connections`] (or closed at once past
+//! `API_MAX_CONNECTIONS`) and served on an IO that closes it when a request head stalls
+//! (see [`crate::connections`]); idle keep-alive connections stay open.
 
 use std::convert::Infallible;
 use std::io;
@@ -28,17 +32,31 @@ use poem::{Addr, Endpoint, IntoEndpoint};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::connections::{Connections, Throttle};
 use crate::snapshot_route::SnapshotRoute;
 
-/// How long accepting pauses after an error such as running out of file descriptors.
+/// How long accepting pauses after an error such as running out of file descriptors:
+/// the connection waiting stays queued, so retrying at once would spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Largest HTTP/1 request head (hyper's read buffer); larger ones get `431`.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// HTTP/2 flow-control window for request bodies, per stream and per connection.
+const HTTP2_WINDOW: u32 = 65_535;
+
+/// At most one warning per this interval while accepting keeps failing.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` is cancelled, then stops accepting and
-/// gives open connections up to `grace` to finish their in-flight requests.
+/// gives open connections up to `grace` to finish their in-flight requests. At most
+/// `API_MAX_CONNECTIONS` connections are served at once; the soft limit on open files
+/// is raised first so that the cap, not `EMFILE`, is what a flood of connections meets.
 pub async fn serve<E>(
     listener: TcpListener,
     route: SnapshotRoute,
     app: E,
+    connections: Arc<Connections>,
     shutdown: CancellationToken,
     grace: Duration,
 ) where
@@ -52,22 +70,39 @@ pub async fn serve<E>(
             .local_addr()
             .map_or(Addr::Custom("tcp", "".into()), Addr::SocketAddr),
     );
-    // No header-read timer: it would also close keep-alive connections idle for 30 s,
-    // racing the load balancer in front, which owns idle and slow-client timeouts.
-    let builder = auto::Builder::new(TokioExecutor::new());
+    connections.reserve_fds();
+    // No hyper header-read timer: it also runs while a keep-alive connection is idle,
+    // racing the load balancer in front, which owns idle timeouts. `connections` times
+    // request heads from their first byte instead.
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Bounds what one connection can make the server hold, so that the cap bounds
+    // memory: an HTTP/1 head of at most 32 KiB (a token is at most 8 KiB) instead of
+    // hyper's 400 KB, and at most 64 KiB of unread HTTP/2 request body (the protocol's
+    // initial window; hyper's is 1 MiB) — no request here has a larger body.
+    builder.http1().max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .initial_connection_window_size(HTTP2_WINDOW)
+        .initial_stream_window_size(HTTP2_WINDOW);
     let graceful = GracefulShutdown::new();
+    let accept_warnings = Throttle::new(ACCEPT_WARN_EVERY);
     loop {
         let (stream, remote) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    accept_failed(&e).await;
+                    accept_failed(&e, &accept_warnings).await;
                     continue;
                 }
             },
         };
-        let io = TokioIo::new(route.stream(prepare(stream)));
+        // Refused: dropping the stream resets the connection.
+        let Some(slot) = connections.admit(&stream) else {
+            continue;
+        };
+        let (io, watch) = slot.watch(route.stream(prepare(stream)));
+        let io = TokioIo::new(io);
         let (route, app) = (route.clone(), app.clone());
         let (local, peer) = (local.clone(), RemoteAddr(Addr::SocketAddr(remote)));
         let service = service_fn(move |request: hyper::Request<Incoming>| {
@@ -84,7 +119,9 @@ pub async fn serve<E>(
                 Ok::<_, Infallible>(response.map(BodyEither::Right))
             }))
         });
-        let connection = builder.serve_connection(io, service).into_owned();
+        let connection = builder
+            .serve_connection(io, watch.service(service))
+            .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -109,8 +146,9 @@ fn prepare(stream: TcpStream) -> TcpStream {
     stream
 }
 
-/// Logs a failed `accept` and pauses briefly when the cause is not the one connection.
-async fn accept_failed(error: &io::Error) {
+/// Logs a failed `accept` (at most once per [`ACCEPT_WARN_EVERY`]) and pauses briefly
+/// when the cause is not the one connection, such as `EMFILE` or `ENFILE`.
+async fn accept_failed(error: &io::Error, warnings: &Throttle) {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         error.kind(),
@@ -118,6 +156,8 @@ async fn accept_failed(error: &io::Error) {
     ) {
         return;
     }
-    tracing::warn!(error = %error, "cannot accept a connection");
+    if warnings.ready() {
+        tracing::warn!(error = %error, "cannot accept connections; retrying every 100 ms");
+    }
     tokio::time::sleep(ACCEPT_BACKOFF).await;
 }

@@ -18,6 +18,7 @@ use shared::refresh::RefreshRequester;
 use shared::store::SnapshotStore;
 
 use crate::auth::Authenticator;
+use crate::connections::Connections;
 use crate::health::HealthApi;
 use crate::metrics::Metrics;
 use crate::refresh::RefreshEndpoint;
@@ -172,6 +173,7 @@ impl Application {
         let app = app(&self.parts);
         tracing::info!(addr = %self.addr, "api-service listening");
         let grace = Duration::from_secs(self.settings.shutdown_grace_secs);
+        let connections = Connections::new(&self.settings, self.parts.metrics.connections());
         let Parts {
             current,
             files,
@@ -180,7 +182,7 @@ impl Application {
             ..
         } = self.parts;
         let route = SnapshotRoute::new(current, files, auth, metrics);
-        crate::server::serve(self.listener, route, app, shutdown, grace).await;
+        crate::server::serve(self.listener, route, app, connections, shutdown, grace).await;
         background.cancel();
         tasks.close();
         tasks.wait().await;

@@ -224,6 +224,13 @@ pub struct ApiSettings {
     /// decompressed from the zstd body while it is sent.
     #[arg(long, env = "API_IDENTITY_HOLD_MB", default_value_t = 64)]
     pub identity_hold_mb: u64,
+    /// Seconds a client has to send a whole request head once it has sent its first
+    /// byte; idle keep-alive connections are not timed.
+    #[arg(long, env = "API_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Most connections served at once; more are closed as soon as they are accepted.
+    #[arg(long, env = "API_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 }
 
 impl ApiSettings {
@@ -239,6 +246,8 @@ impl ApiSettings {
             rss_warn_mb: 256,
             shutdown_grace_secs: 25,
             identity_hold_mb: 64,
+            header_timeout_secs: 10,
+            max_connections: 10_000,
         }
     }
 
@@ -259,6 +268,13 @@ impl ApiSettings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.redis.client_config()?;
         self.bind_addr()?;
+        let limits = [
+            ("API_HEADER_TIMEOUT_SECS", self.header_timeout_secs),
+            ("API_MAX_CONNECTIONS", self.max_connections as u64),
+        ];
+        if let Some((variable, _)) = limits.into_iter().find(|&(_, value)| value == 0) {
+            return Err(ConfigError::new(variable, "0", "must be at least 1"));
+        }
         let secret = self
             .jwt_secret
             .as_ref()
@@ -379,6 +395,18 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(err.variable, "RANKER_MODEL");
+    }
+
+    #[test]
+    fn connection_limits_of_zero_name_their_variable() {
+        let mut api = ApiSettings::for_secret(RedisSettings::new("redis://h:6379", "p"), "s");
+        api.header_timeout_secs = 0;
+        assert_eq!(
+            api.validate().unwrap_err().variable,
+            "API_HEADER_TIMEOUT_SECS"
+        );
+        (api.header_timeout_secs, api.max_connections) = (1, 0);
+        assert_eq!(api.validate().unwrap_err().variable, "API_MAX_CONNECTIONS");
     }
 
     #[test]

@@ -230,18 +230,19 @@ impl Writer {
 
 /// A prefix with a snapshot of `count` offers and an API serving it.
 pub async fn ready_api(count: u64) -> (TestPrefix, Writer, Written, TestApi) {
-    let prefix = TestPrefix::new();
-    ready_api_with(count, settings(&prefix.0), prefix).await
+    ready_api_with(count, |_| {}).await
 }
 
-/// As [`ready_api`], the API built from `settings` (which must use `prefix`).
+/// As [`ready_api`], with `configure` applied to the API's settings first.
 pub async fn ready_api_with(
     count: u64,
-    settings: ApiSettings,
-    prefix: TestPrefix,
+    configure: impl FnOnce(&mut ApiSettings),
 ) -> (TestPrefix, Writer, Written, TestApi) {
+    let prefix = TestPrefix::new();
     let writer = Writer::new(&prefix.0).await;
     let written = writer.publish(count, false).await;
+    let mut settings = settings(&prefix.0);
+    configure(&mut settings);
     let api = spawn_api_with(settings).await;
     wait_for_version(
         &api,

@@ -2,6 +2,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod connections;
 mod delta_client;
 mod deltas;
 mod documented;

@@ -39,10 +39,8 @@ async fn every_body_is_held_once_and_the_previous_snapshot_is_let_go() {
 
 #[tokio::test]
 async fn a_document_over_the_hold_limit_is_decompressed_while_it_is_sent() {
-    let prefix = TestPrefix::new();
-    let mut settings = settings(&prefix.0);
-    settings.identity_hold_mb = 0;
-    let (_prefix, _writer, written, api) = ready_api_with(5_000, settings, prefix).await;
+    let (_prefix, _writer, written, api) =
+        ready_api_with(5_000, |settings| settings.identity_hold_mb = 0).await;
     let meta = &written.meta;
     assert_eq!(
         api.files.held_bytes(),
