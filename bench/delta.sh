@@ -140,25 +140,46 @@ example_dcz() {
   cut -f2,3 <<<"$line" | tr '\t' ' '
 }
 
-# served_dcz OLD OLD_VERSION NEW BODY: waits until /meta lists a delta from OLD_VERSION
-# (at most 60 s), fetches it with Available-Dictionary, checks it; prints its bytes and
-# the ms from when this was called to when /meta listed it.
-served_dcz() {
-  local old="$1" old_version="$2" new="$3" body="$4" started=$EPOCHREALTIME ready="" got
-  while [[ -z "$ready" ]]; do
-    if meta | jq -e --arg v "$old_version" '.deltas | any(.version == $v)' >/dev/null; then
-      ready=$(awk -v now="$EPOCHREALTIME" -v start="$started" 'BEGIN {printf "%.0f", (now - start) * 1000}')
-    elif awk -v now="$EPOCHREALTIME" -v start="$started" 'BEGIN {exit !(now - start > 60)}'; then
-      die "no delta from $old_version listed in /meta within 60 s"
-    else
+# watch_deltas SINCE FILE VERSION…: polls /meta until its `deltas` lists every VERSION,
+# failing 60 s after SINCE (an $EPOCHREALTIME); writes "VERSION MS" lines to FILE, MS
+# from SINCE to the first answer that listed it.
+watch_deltas() {
+  local since="$1" file="$2" listed now version still
+  shift 2
+  local pending=("$@")
+  : >"$file"
+  while ((${#pending[@]})); do
+    listed=$(meta | jq -r '.deltas[]?.version')
+    now=$EPOCHREALTIME
+    still=()
+    for version in "${pending[@]}"; do
+      if grep -qxF -- "$version" <<<"$listed"; then
+        awk -v v="$version" -v now="$now" -v since="$since" 'BEGIN {printf "%s %.0f\n", v, (now - since) * 1000}' >>"$file"
+      else
+        still+=("$version")
+      fi
+    done
+    pending=("${still[@]}")
+    if ((${#pending[@]})); then
+      awk -v now="$now" -v since="$since" 'BEGIN {exit !(now - since > 60)}' &&
+        die "/meta did not list deltas from ${pending[*]} within 60 s"
       sleep 0.1
     fi
   done
-  got=$(fetch "$body" "dcz, zstd, gzip" -H "Available-Dictionary: :$(sha256_base64 "$old"):")
-  [[ "${got#* }" == dcz ]] || die "asked for a delta from $old_version, got Content-Encoding ${got#* }"
-  check_dcz "$body" "$old" "$new"
-  echo "${got%% *} $ready"
 }
+
+# served_dcz OLD NEW BODY: fetches the snapshot with Available-Dictionary naming OLD into
+# BODY, requires dcz and checks it; prints its bytes.
+served_dcz() {
+  local old="$1" new="$2" body="$3" got
+  got=$(fetch "$body" "dcz, zstd, gzip" -H "Available-Dictionary: :$(sha256_base64 "$old"):")
+  [[ "${got#* }" == dcz ]] || die "asked for a delta from $old, got Content-Encoding ${got#* }"
+  check_dcz "$body" "$old" "$new"
+  echo "${got%% *}"
+}
+
+# ready_ms FILE VERSION: the MS watch_deltas recorded for VERSION.
+ready_ms() { awk -v v="$2" '$1 == v {print $2}' "$1"; }
 
 verdicts=()
 # verdict NAME PASS(0/1) DETAIL
@@ -194,6 +215,11 @@ for ((n = 1; n <= versions; n++)); do
     info "dcz figures from: $served"
   fi
   wait_version "$version"
+  if [[ "$served" == api ]] && ((n > 1)); then
+    # Every retained earlier version (the contract keeps at least 4) should get a delta.
+    first=$((n > 5 ? n - 4 : 1))
+    watch_deltas "$EPOCHREALTIME" "$out/v$n.ready" "${names[@]:first-1:n-first}"
+  fi
   read -r _ encoding < <(fetch "$out/v$n.json" identity)
   [[ "$encoding" == identity ]] || die "asked for identity, got $encoding"
   [[ "$(jq -r .generated_at "$out/v$n.json")" == "$(date -u -d "@$at" '+%Y-%m-%dT%H:%M:%S.000Z')" ]] ||
@@ -205,7 +231,8 @@ for ((n = 1; n <= versions; n++)); do
   if ((n > 1)); then
     old="$out/v$((n - 1)).json" new="$out/v$n.json"
     if [[ "$served" == api ]]; then
-      read -r dcz_bytes dcz_ms < <(served_dcz "$old" "${names[n - 2]}" "$new" "$out/v$n.from-v$((n - 1)).dcz")
+      dcz_bytes=$(served_dcz "$old" "$new" "$out/v$n.from-v$((n - 1)).dcz")
+      dcz_ms=$(ready_ms "$out/v$n.ready" "${names[n - 2]}")
     else
       read -r dcz_bytes dcz_ms < <(example_dcz "$old" "$new" "$out/v$n.from-v$((n - 1)).dcz")
     fi
@@ -238,7 +265,8 @@ echo "base,hours,dcz_bytes,ms,cpu_ms" >"$out/bases.csv"
 if [[ "$served" == api ]]; then
   echo "(ms: from the API serving v$versions to /meta listing the delta; CPU ms: not known from outside)"
   for ((k = versions - 1; k >= first_base; k--)); do
-    read -r bytes ms < <(served_dcz "$out/v$k.json" "${names[k - 1]}" "$last" "$out/v$versions.from-v$k.dcz")
+    bytes=$(served_dcz "$out/v$k.json" "$last" "$out/v$versions.from-v$k.dcz")
+    ms=$(ready_ms "$out/v$versions.ready" "${names[k - 1]}")
     echo "v$k,$((($(slot "$versions") - $(slot "$k")) / 3600)),$bytes,$ms,-" >>"$out/bases.csv"
   done
   total=$(tail -n +2 "$out/bases.csv" | cut -d, -f4 | sort -n | tail -n 1)
