@@ -45,6 +45,9 @@ pub struct RefreshContext {
     pub held_json_limit: usize,
     /// Current time.
     pub clock: Clock,
+    /// Time zone of the day the ranking's clock-dependent features are read at
+    /// (`REFRESH_TIMEZONE`; see [`crate::rank::ranking_time`]).
+    pub timezone: chrono_tz::Tz,
 }
 
 impl RefreshContext {
@@ -58,7 +61,10 @@ impl RefreshContext {
         let ranker = Ranker::load(&settings.ranker_model, &settings.ort_dylib_path)?;
         let db = pg_pool(settings)?;
         let store = connect_store(&settings.redis).await?;
-        Ok(Self::new(db, store, ranker))
+        Ok(Self {
+            timezone: settings.timezone()?,
+            ..Self::new(db, store, ranker)
+        })
     }
 
     /// A context from parts already built (tests and tools).
@@ -71,6 +77,7 @@ impl RefreshContext {
             metrics: Arc::default(),
             held_json_limit: HELD_JSON_LIMIT,
             clock: Arc::new(Utc::now),
+            timezone: chrono_tz::America::Panama,
         }
     }
 

@@ -35,11 +35,16 @@ pub struct DocumentHeader<'a> {
     pub count: usize,
 }
 
+/// `score` is written with four decimals: they rank the offers as the model's six did
+/// (the same order on the churn model) and leave out digits that changed with the clock
+/// alone; README, "Ranking model", has the measurements.
+const SCORE_SCALE: f64 = 1e4;
+
 /// The offers in document order with their scores.
 pub struct Ranking {
     /// Offer indexes (positions in the offers read) by score descending, then id ascending.
     pub order: Vec<u32>,
-    /// Score of each offer, by offer index, rounded to six decimals.
+    /// Score of each offer, by offer index, rounded to four decimals.
     pub scores: Vec<f64>,
 }
 
@@ -51,7 +56,7 @@ impl Ranking {
             .iter()
             .map(|&s| {
                 let s = if s.is_finite() { f64::from(s) } else { 0.0 };
-                (s * 1e6).round() / 1e6
+                (s * SCORE_SCALE).round() / SCORE_SCALE
             })
             .collect();
         let mut order: Vec<u32> = (0..ids.len() as u32).collect();

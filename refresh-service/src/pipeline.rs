@@ -215,7 +215,8 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
     let span = tracing::info_span!("query", offers.count = Empty, offers.json_held = Empty);
     let offers = stages
         .run(Stage::Query, span, async {
-            let offers = source::load_active(&ctx.db, now, ctx.held_json_limit).await?;
+            let ranked_at = crate::rank::ranking_time(now, ctx.timezone);
+            let offers = source::load_active(&ctx.db, now, ranked_at, ctx.held_json_limit).await?;
             let span = Span::current();
             span.record("offers.count", offers.len());
             span.record("offers.json_held", offers.holds_json());

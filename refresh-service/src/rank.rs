@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use ort::{environment::Environment, session::Session, value::TensorRef};
 use thiserror::Error;
 
@@ -164,6 +165,19 @@ pub struct OfferSignals<'a> {
 
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
+/// The instant the clock-dependent features (urgency, freshness) are read at for a
+/// refresh at `now`: 12:00 of `now`'s day in `timezone`. Both refreshes of a day then rank
+/// an unchanged offer the same, so it is the same bytes in both documents and a delta
+/// carries only what changed; the features' time scales are days (one week, two weeks),
+/// and midday is at most twelve hours off any refresh of the day. README, "Ranking
+/// model", has the measurements behind it.
+pub fn ranking_time(now: DateTime<Utc>, timezone: Tz) -> DateTime<Utc> {
+    let day = now.with_timezone(&timezone).date_naive();
+    day.and_hms_opt(12, 0, 0)
+        .and_then(|noon| noon.and_local_timezone(timezone).earliest())
+        .map_or(now, |noon| noon.with_timezone(&Utc))
+}
+
 /// The model's feature vector for one offer at time `now`.
 pub fn features(offer: &OfferSignals<'_>, now: DateTime<Utc>) -> [f32; FEATURES] {
     let days_until = |at: DateTime<Utc>| (at - now).num_seconds() as f64 / SECONDS_PER_DAY;
@@ -241,5 +255,26 @@ mod tests {
         assert!((f[3] - (-1.0f32).exp()).abs() < 1e-4);
         assert_eq!(f[4], 0.0);
         assert_eq!(f[5], 0.5);
+    }
+
+    #[test]
+    fn features_are_read_at_noon_of_the_refresh_day_in_its_zone() {
+        use chrono::TimeZone;
+        let utc = |d, h| Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
+        let panama = chrono_tz::America::Panama;
+        // 10:00 and 15:00 in Panama (UTC-5) read the same instant: 12:00 Panama.
+        assert_eq!(ranking_time(utc(30, 15), panama), utc(30, 17));
+        assert_eq!(ranking_time(utc(30, 20), panama), utc(30, 17));
+        // 23:30 in Panama is 04:30 UTC the next day: still Panama's day.
+        let late = Utc.with_ymd_and_hms(2026, 12, 1, 4, 30, 0).unwrap();
+        assert_eq!(ranking_time(late, panama), utc(30, 17));
+        // A zone with daylight saving: noon is 16:00 UTC in summer, 17:00 in winter.
+        let new_york = chrono_tz::America::New_York;
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 14, 0, 0).unwrap();
+        assert_eq!(
+            ranking_time(summer, new_york),
+            Utc.with_ymd_and_hms(2026, 7, 1, 16, 0, 0).unwrap()
+        );
+        assert_eq!(ranking_time(utc(30, 14), new_york), utc(30, 17));
     }
 }

@@ -267,9 +267,10 @@ impl OfferSet {
     }
 }
 
-/// Streams the offers active at `now` in one read-only, repeatable-read transaction.
-/// Their JSON is held while it stays within `held_json_limit` bytes; past it the
-/// transaction stays open for [`OfferSet::write_ranked`] to read them again.
+/// Streams the offers active at `now` in one read-only, repeatable-read transaction, with
+/// their features as of `ranked_at` ([`rank::ranking_time`]). Their JSON is held while it
+/// stays within `held_json_limit` bytes; past it the transaction stays open for
+/// [`OfferSet::write_ranked`] to read them again.
 ///
 /// # Errors
 /// [`SourceError::Database`] when Postgres is unreachable or the query fails,
@@ -277,6 +278,7 @@ impl OfferSet {
 pub async fn load_active(
     pool: &PgPool,
     now: DateTime<Utc>,
+    ranked_at: DateTime<Utc>,
     held_json_limit: usize,
 ) -> Result<OfferSet, SourceError> {
     let mut tx = pool.begin().await?;
@@ -320,7 +322,7 @@ pub async fn load_active(
                 category: offer.category,
             };
             ids.push(offer.id);
-            features.extend_from_slice(&rank::features(&signals, now));
+            features.extend_from_slice(&rank::features(&signals, ranked_at));
         }
     }
     let reread = if held.is_some() {

@@ -156,10 +156,7 @@ impl RefreshSettings {
     /// # Errors
     /// [`ConfigError`] naming `REFRESH_SCHEDULE` or `REFRESH_TIMEZONE`.
     pub fn schedule(&self) -> Result<Option<Schedule>, ConfigError> {
-        let timezone: Tz = self
-            .refresh_timezone
-            .parse()
-            .map_err(|e| ConfigError::new("REFRESH_TIMEZONE", &self.refresh_timezone, e))?;
+        let timezone = self.timezone()?;
         let expression = self.refresh_schedule.trim();
         if expression.eq_ignore_ascii_case("off") {
             return Ok(None);
@@ -171,6 +168,16 @@ impl RefreshSettings {
             cron,
             timezone,
         }))
+    }
+
+    /// The time zone of the schedule and of the ranking's day (`REFRESH_TIMEZONE`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `REFRESH_TIMEZONE` when it is no IANA zone.
+    pub fn timezone(&self) -> Result<Tz, ConfigError> {
+        self.refresh_timezone
+            .parse()
+            .map_err(|e| ConfigError::new("REFRESH_TIMEZONE", &self.refresh_timezone, e))
     }
 
     /// Checks every setting that can be checked without connecting anywhere.

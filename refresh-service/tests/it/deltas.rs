@@ -111,6 +111,74 @@ async fn deltas_come_from_every_earlier_retained_version_and_expire_with_theirs(
     }
 }
 
+/// The offers of a document as their JSON text, in document order.
+fn offers_text(document: &[u8]) -> Vec<String> {
+    let parsed: serde_json::Value = serde_json::from_slice(document).unwrap();
+    parsed["ofertas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unchanged_offer_is_the_same_bytes_in_the_same_place_in_both_refreshes_of_a_day() {
+    use chrono::TimeZone;
+    let env = TestEnv::new().await;
+    seed(&env.db.pool, 1, 300).await;
+    let panama = chrono_tz::America::Panama;
+    let today = chrono::Utc::now().with_timezone(&panama).date_naive();
+    let at = |hour| {
+        panama
+            .from_local_datetime(&today.and_hms_opt(hour, 0, 0).unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let morning = TestEnv::with_clock(&env.settings, at(10)).await;
+    assert_eq!(
+        run_recorded(&morning, &RefreshRun::new(Trigger::Schedule))
+            .await
+            .status
+            .as_str(),
+        "success"
+    );
+    let first = env.ctx.store.current_meta().await.unwrap().unwrap();
+    change(&env.db.pool, 7).await;
+    let afternoon = TestEnv::with_clock(&env.settings, at(15)).await;
+    assert_eq!(
+        run_recorded(&afternoon, &RefreshRun::new(Trigger::Schedule))
+            .await
+            .status
+            .as_str(),
+        "success"
+    );
+    let second = env.ctx.store.current_meta().await.unwrap().unwrap();
+
+    let (before, after) = (
+        offers_text(&document(&env.ctx.store, &first).await),
+        offers_text(&document(&env.ctx.store, &second).await),
+    );
+    let changed = |text: &String| text.contains("\"id\":7,");
+    let unchanged = |offers: &[String]| {
+        offers
+            .iter()
+            .filter(|o| !changed(o))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(unchanged(&before).len(), 299);
+    assert!(
+        unchanged(&before) == unchanged(&after),
+        "five hours later, the unchanged offers are the same bytes in the same order"
+    );
+    for offer in &after {
+        let score = serde_json::from_str::<serde_json::Value>(offer).unwrap()["score"].to_string();
+        let decimals = score.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 4, "score {score} has more than four decimals");
+    }
+}
+
 #[tokio::test]
 async fn a_client_of_the_running_binaries_gets_a_dcz_delta_after_a_refresh() {
     let env = TestEnv::new().await;
