@@ -9,6 +9,11 @@
 # process, nginx's worker processes), plus the api-service peak RSS. Every api-service
 # request carries a valid JWT.
 #
+# It also compares the zstd and the dcz 200 of api-service (paths `zstd` and `dcz`: the same
+# snapshot, 5 % of its offers changed since the version the client names in
+# `Available-Dictionary`), and, with API_BIN_BEFORE=DIR, an older api-service binary
+# (DIR/api-service, server `before`) on the same snapshot in the same rounds.
+#
 # Client and servers share the machine's cores, so one run of a few seconds can be off by
 # 10-20 % either way. The two servers are therefore measured in ROUNDS rounds, back to
 # back, the order alternating from round to round; the table gives the median of the
@@ -38,8 +43,10 @@ bin="$ROOT/target/release"
 
 work=$(mktemp -d)
 api_pid=""
+before_pid=""
 cleanup() {
   if [[ -n "$api_pid" ]]; then kill "$api_pid" 2>/dev/null || true; fi
+  if [[ -n "$before_pid" ]]; then kill "$before_pid" 2>/dev/null || true; fi
   if [[ -f "$work/nginx.pid" ]]; then kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -54,17 +61,42 @@ export RUST_LOG=warn LOG_FORMAT=json
 
 "$bin/refresh-service" migrate 2>/dev/null
 psql -q -X "$DATABASE_URL" -f "$ROOT/scripts/seed.sql" >/dev/null
+redis-cli -u "$REDIS_URL" --scan --pattern "$OFERTASWS_PREFIX:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+"$bin/refresh-service" once --trigger bench >/dev/null
+first_zstd=$(redis-cli -u "$REDIS_URL" get "$OFERTASWS_PREFIX:{snapshot}:current" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+# The client's dictionary: the first version's document; then 5 % of the offers change.
+dictionary=$(redis-cli -u "$REDIS_URL" --raw getrange "$OFERTASWS_PREFIX:{snapshot}:v:$first_zstd:zstd" 0 -1 | head -c -1 | zstd -dq |
+  python3 -c 'import base64,hashlib,sys; print(":" + base64.b64encode(hashlib.sha256(sys.stdin.buffer.read()).digest()).decode() + ":")')
+psql -q -X "$DATABASE_URL" -c "update ofertas set price = price + 1, updated_at = now() where active and id % 20 = 0" >/dev/null
 "$bin/refresh-service" once --trigger bench >/dev/null
 
-"$bin/api-service" serve 2>"$work/api.log" &
-api_pid=$!
-for _ in $(seq 100); do
-  curl -sf "http://$API_BIND/ready" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "http://$API_BIND/ready" >/dev/null || die "api-service did not become ready (see $work/api.log)"
+# start_api BIN PORT LOG: api-service BIN on PORT; prints its pid once it is ready.
+start_api() {
+  API_BIND="127.0.0.1:$2" "$1" serve 2>"$3" &
+  local pid=$! i
+  for ((i = 0; i < 100; i++)); do
+    curl -sf "http://127.0.0.1:$2/ready" >/dev/null && break
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$2/ready" >/dev/null || die "api-service did not become ready (see $3)"
+  echo "$pid"
+}
+api_pid=$(start_api "$bin/api-service" "$api_port" "$work/api.log")
+before_pid=""
+if [[ -n "${API_BIN_BEFORE:-}" ]]; then
+  before_port=$((api_port + 1))
+  before_pid=$(start_api "$API_BIN_BEFORE/api-service" "$before_port" "$work/api-before.log")
+fi
 token=$("$bin/api-service" token --ttl 1h)
 auth="Authorization: Bearer $token"
+for _ in $(seq 300); do
+  curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws/meta" | grep -q '"dcz_bytes"' && break
+  sleep 0.1
+done
+dcz_len=$(curl -sf -H "$auth" -H 'Accept-Encoding: dcz' -H "Available-Dictionary: $dictionary" "http://$API_BIND/api/v4/ofertasws" | wc -c)
+zstd_len=$(curl -sf -H "$auth" -H 'Accept-Encoding: zstd' "http://$API_BIND/api/v4/ofertasws" | wc -c)
+[[ "$(curl -sfI -H "$auth" -H 'Accept-Encoding: dcz' -H "Available-Dictionary: $dictionary" "http://$API_BIND/api/v4/ofertasws" | tr -d '\r' | awk 'tolower($1)=="content-encoding:"{print $2}')" == dcz ]] ||
+  die "api-service sends no dcz delta (see $work/api.log)"
 
 mkdir -p "$work/www"
 chmod 755 "$work" "$work/www"  # nginx workers run unprivileged
@@ -141,18 +173,22 @@ echo "gzip body: $api_len bytes; wrk -t2 -c$connections -d${duration}s on loopba
 
 nginx_workers=$(pgrep -d' ' -P "$(cat "$work/nginx.pid")")
 
-# measure PATH SERVER: one wrk run; prints what `run` prints.
+# measure PATH SERVER: one wrk run; prints what `run` prints. Paths 200 and 304 are the
+# gzip body and its revalidation; zstd and dcz (api-service only) the zstd body and the
+# delta from the first version.
 measure() {
   local path="$1" server="$2" url pids headers
-  if [[ $server == nginx ]]; then
-    url="http://127.0.0.1:$nginx_port/ofertasws.json"; pids="$nginx_workers"
-    headers=('Accept-Encoding: gzip')
-    [[ $path == 304 ]] && headers+=("If-None-Match: $nginx_etag")
-  else
-    url="http://$API_BIND/api/v4/ofertasws"; pids="$api_pid"
-    headers=("$auth" 'Accept-Encoding: gzip')
-    [[ $path == 304 ]] && headers+=("If-None-Match: $api_etag")
-  fi
+  case $server in
+    nginx) url="http://127.0.0.1:$nginx_port/ofertasws.json"; pids="$nginx_workers"; headers=() ;;
+    api) url="http://$API_BIND/api/v4/ofertasws"; pids="$api_pid"; headers=("$auth") ;;
+    before) url="http://127.0.0.1:$before_port/api/v4/ofertasws"; pids="$before_pid"; headers=("$auth") ;;
+  esac
+  case $path in
+    200) headers+=('Accept-Encoding: gzip') ;;
+    304) headers+=('Accept-Encoding: gzip' "If-None-Match: $([[ $server == nginx ]] && echo "$nginx_etag" || echo "$api_etag")") ;;
+    zstd) headers+=('Accept-Encoding: zstd') ;;
+    dcz) headers+=('Accept-Encoding: dcz, zstd' "Available-Dictionary: $dictionary") ;;
+  esac
   run "$url" "$pids" "${headers[@]}"
 }
 
@@ -161,11 +197,17 @@ median() {
   sort -g | awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else printf "%.2f\n", (v[NR/2]+v[NR/2+1])/2}'
 }
 
+servers=(nginx api)
+[[ -n "$before_pid" ]] && servers+=(before)
 printf '%-6s %-6s %-7s %12s %10s %8s %12s\n' path round server "requests/s" "p99 ms" errors "cpu µs/req"
-for path in 200 304; do
+for path in 200 304 zstd dcz; do
   for ((round = 1; round <= rounds; round++)); do
-    order=(nginx api)
-    ((round % 2)) || order=(api nginx)
+    case $path in
+      200 | 304) order=("${servers[@]}") ;;
+      zstd | dcz) order=(api) ;;
+    esac
+    # The order alternates from round to round.
+    ((round % 2)) || mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
     for server in "${order[@]}"; do
       read -r rps p99 errors cpu < <(measure "$path" "$server")
       printf '%-6s %-6s %-7s %12s %10s %8s %12s\n' "$path" "$round" "$server" "$rps" "$p99" "$errors" "$cpu"
@@ -184,6 +226,22 @@ for path in 200 304; do
     "$(field "$path" nginx 4 | median)" "$(field "$path" api 4 | median)" "$ratio" \
     "$(field "$path" nginx 5 | median)" "$(field "$path" api 5 | median)" \
     "$(field "$path" nginx 7 | median)" "$(field "$path" api 7 | median)"
+done
+if [[ -n "$before_pid" ]]; then
+  echo
+  echo "api-service before ($API_BIN_BEFORE) and now, medians over $rounds rounds:"
+  printf '%-6s %14s %12s %12s %18s %15s\n' path "before req/s" "now req/s" "now÷before" "before cpu µs/req" "now cpu µs/req"
+  for path in 200 304; do
+    ratio=$(paste -d' ' <(field "$path" api 4) <(field "$path" before 4) | awk '{printf "%.3f\n", $1/$2}' | median)
+    printf '%-6s %14s %12s %12s %18s %15s\n' "$path" "$(field "$path" before 4 | median)" \
+      "$(field "$path" api 4 | median)" "$ratio" "$(field "$path" before 7 | median)" "$(field "$path" api 7 | median)"
+  done
+fi
+echo
+echo "api-service zstd and dcz 200s, medians over $rounds rounds (zstd body $zstd_len bytes, dcz body $dcz_len bytes):"
+printf '%-6s %12s %11s %14s\n' path "req/s" "p99 ms" "cpu µs/req"
+for path in zstd dcz; do
+  printf '%-6s %12s %11s %14s\n' "$path" "$(field "$path" api 4 | median)" "$(field "$path" api 5 | median)" "$(field "$path" api 7 | median)"
 done
 peak=$(awk '/VmHWM/{print $2}' "/proc/$api_pid/status")
 echo "api-service peak RSS: $((peak / 1024)) MiB (VmHWM $peak kB)"

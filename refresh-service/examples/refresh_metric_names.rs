@@ -18,6 +18,7 @@ fn main() -> anyhow::Result<()> {
             "json_hash": "", "gzip_hash": "", "zstd_hash": ""}"#,
     )?;
     metrics.outcome(RefreshStatus::Success, Some(&meta));
+    metrics.delta_built(1, 1, Duration::from_millis(1));
     print!("{}", metrics.render());
     Ok(())
 }

@@ -115,6 +115,13 @@ impl Cli {
             Command::Once { trigger } => {
                 let ctx = RefreshContext::connect(&self.settings).await?;
                 let outcome = run_recorded(&ctx, &RefreshRun::new(trigger)).await;
+                // After the outcome is published; a CronJob's pod waits for its deltas.
+                if matches!(
+                    outcome.status,
+                    RefreshStatus::Success | RefreshStatus::Unchanged
+                ) {
+                    crate::deltas::build_logged(&ctx).await;
+                }
                 flush_log(&ctx).await;
                 println!("{}", serde_json::to_string(&outcome)?);
                 Ok(match outcome.status {

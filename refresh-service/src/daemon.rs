@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fred::clients::SubscriberClient;
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::{Notify, broadcast::error::RecvError, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use shared::config::RefreshSettings;
@@ -103,9 +103,11 @@ pub async fn run(
         let _ = queue.send(Queued::new(Trigger::Startup, None));
     }
     tracker.spawn(flush_log_periodically(ctx.clone(), shutdown.clone()));
+    let deltas = Arc::new(Notify::new());
+    tracker.spawn(build_deltas(ctx.clone(), deltas.clone(), shutdown.clone()));
     drop(queue);
 
-    work(&ctx, requests, &shutdown).await;
+    work(&ctx, requests, &deltas, &shutdown).await;
 
     readiness.set(false);
     shutdown.cancel();
@@ -134,10 +136,12 @@ async fn startup_reason(ctx: &RefreshContext, schedule: Option<&Schedule>) -> Op
 }
 
 /// Takes requests one batch at a time: everything queued when a refresh starts is
-/// answered by that refresh.
+/// answered by that refresh. After each, the delta task is told to look at the current
+/// version (the refresh has published and announced it by then).
 async fn work(
     ctx: &RefreshContext,
     mut requests: mpsc::UnboundedReceiver<Queued>,
+    deltas: &Notify,
     shutdown: &CancellationToken,
 ) {
     loop {
@@ -158,6 +162,23 @@ async fn work(
             run.traceparent = run.traceparent.or(more.traceparent);
         }
         run_recorded(ctx, &run).await;
+        deltas.notify_one();
+    }
+}
+
+/// Builds the current version's deltas at start and after each refresh, off the
+/// refreshes' path: a refresh never waits for them, and requests that come while a build
+/// runs are answered meanwhile (a notification during a build is kept for the next one).
+async fn build_deltas(ctx: Arc<RefreshContext>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = crate::deltas::build_logged(&ctx) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+        }
     }
 }
 

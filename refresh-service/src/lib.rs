@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod context;
 pub mod daemon;
+pub mod deltas;
 pub mod encode;
 pub mod lock;
 pub mod log;

@@ -69,7 +69,16 @@ pub struct RefreshMetrics {
     snapshot_bytes: Family<EncodingLabels, Gauge>,
     snapshot_offers: Gauge,
     lock_skips: Counter,
+    delta_build: Histogram,
+    delta_bytes: Family<DeltaLabels, Gauge>,
+    delta_failures: Counter,
     rss: Gauge<i64, AtomicI64>,
+}
+
+/// Labels of a delta: how many versions back its dictionary is (1 = the previous one).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeltaLabels {
+    versions_back: u8,
 }
 
 impl Default for RefreshMetrics {
@@ -88,6 +97,11 @@ impl Default for RefreshMetrics {
             snapshot_bytes: Family::default(),
             snapshot_offers: Gauge::default(),
             lock_skips: Counter::default(),
+            delta_build: Histogram::new([
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            delta_bytes: Family::default(),
+            delta_failures: Counter::default(),
             rss: Gauge::default(),
             registry: Registry::default(),
         };
@@ -125,6 +139,21 @@ impl Default for RefreshMetrics {
             "refresh_lock_skips",
             "Refreshes skipped because another one held the lock",
             metrics.lock_skips.clone(),
+        );
+        registry.register(
+            "refresh_delta_build_seconds",
+            "Time to build one dcz delta (decompress its dictionary, compress against it)",
+            metrics.delta_build.clone(),
+        );
+        registry.register(
+            "refresh_delta_bytes",
+            "Size of the current version's dcz delta from the version VERSIONS_BACK before it",
+            metrics.delta_bytes.clone(),
+        );
+        registry.register(
+            "refresh_delta_failures",
+            "Delta builds that failed (the whole encodings serve meanwhile)",
+            metrics.delta_failures.clone(),
         );
         registry.register(
             "process_resident_memory_bytes",
@@ -178,6 +207,21 @@ impl RefreshMetrics {
             }
             self.snapshot_offers.set(meta.count as i64);
         }
+    }
+
+    /// Records a delta built in `took` from the version `versions_back` before the current
+    /// one, `bytes` long.
+    pub fn delta_built(&self, versions_back: usize, bytes: u64, took: Duration) {
+        self.delta_build.observe(took.as_secs_f64());
+        let labels = DeltaLabels {
+            versions_back: u8::try_from(versions_back).unwrap_or(u8::MAX),
+        };
+        self.delta_bytes.get_or_create(&labels).set(bytes as i64);
+    }
+
+    /// Records a delta build that failed.
+    pub fn delta_failed(&self) {
+        self.delta_failures.inc();
     }
 
     /// Records a refresh skipped because the lock was held elsewhere.

@@ -57,7 +57,7 @@ impl RefreshError {
         match self {
             Self::Source(e) => e.is_transient(),
             Self::Store(e) => e.is_transient(),
-            Self::Redis(_) => true,
+            Self::Redis(e) => shared::redis::is_transient(e),
             Self::Rank(_) | Self::Encode(_) | Self::Task(_) => false,
         }
     }

@@ -25,7 +25,9 @@ pub async fn list(store: &SnapshotStore) -> anyhow::Result<Vec<(bool, SnapshotMe
 }
 
 /// Prints [`list`] as a table; `json_sha256` shows the first 12 hex digits of the
-/// document's SHA-256 (`-` for a version written before it was recorded).
+/// document's SHA-256 (`-` for a version written before it was recorded). Under each
+/// version, its dcz deltas: from which earlier version, and their size (`deltas: not yet
+/// built` until its index is written).
 ///
 /// # Errors
 /// When Redis cannot be read.
@@ -48,6 +50,18 @@ pub async fn print_versions(store: &SnapshotStore) -> anyhow::Result<()> {
             sha256.get(..12).unwrap_or(sha256),
             meta.generated_at_string()
         );
+        match store.deltas(&meta.version).await? {
+            None => println!("   deltas: not yet built"),
+            Some(deltas) if deltas.is_empty() => println!("   deltas: none"),
+            Some(deltas) => {
+                for delta in deltas {
+                    println!(
+                        "   dcz from {:<24} {:>10} bytes",
+                        delta.version, delta.dcz_bytes
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -100,3 +100,54 @@ pub async fn publish(
     let receivers: i64 = client.publish(channel, payload).await?;
     Ok(receivers.max(0) as u64)
 }
+
+/// Whether a Redis failure may go away by itself: the connection or the topology is
+/// changing (I/O, timeouts, a failover or resharding under way, a replica that is still
+/// loading or was just demoted). An error reply to a valid command (a script error, a
+/// wrong type) is not: retrying it would fail the same way.
+pub fn is_transient(error: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind;
+    const TRANSIENT_REPLIES: [&str; 6] = [
+        "READONLY",
+        "LOADING",
+        "MASTERDOWN",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "BUSY",
+    ];
+    match error.kind() {
+        ErrorKind::IO
+        | ErrorKind::Timeout
+        | ErrorKind::Canceled
+        | ErrorKind::Backpressure
+        | ErrorKind::Cluster
+        | ErrorKind::Routing
+        | ErrorKind::Sentinel => true,
+        _ => TRANSIENT_REPLIES
+            .iter()
+            .any(|reply| error.details().starts_with(reply)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fred::error::{Error, ErrorKind};
+
+    #[test]
+    fn connection_and_failover_errors_are_transient_error_replies_are_not() {
+        assert!(super::is_transient(&Error::new(ErrorKind::IO, "reset")));
+        assert!(super::is_transient(&Error::new(ErrorKind::Timeout, "")));
+        assert!(super::is_transient(&Error::new(
+            ErrorKind::Unknown,
+            "READONLY You can't write against a read only replica."
+        )));
+        assert!(!super::is_transient(&Error::new(
+            ErrorKind::Unknown,
+            "ERR bodies of version 1-a are missing"
+        )));
+        assert!(!super::is_transient(&Error::new(
+            ErrorKind::InvalidArgument,
+            ""
+        )));
+    }
+}

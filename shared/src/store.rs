@@ -101,9 +101,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying later may succeed (Redis unreachable or timing out).
+    /// Whether retrying later may succeed: Redis unreachable, timing out or failing over
+    /// ([`crate::redis::is_transient`]).
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Redis(_))
+        matches!(self, Self::Redis(e) if crate::redis::is_transient(e))
     }
 }
 

@@ -8,18 +8,6 @@ use shared::store::SnapshotStore;
 
 use crate::helpers::*;
 
-async fn run(cmd: &mut tokio::process::Command) -> (i32, String, String) {
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("command finished")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn bad_configuration_exits_non_zero_with_one_line_naming_the_variable() {
     let base = settings(
@@ -41,7 +29,7 @@ async fn bad_configuration_exits_non_zero_with_one_line_naming_the_variable() {
         } else {
             "once"
         };
-        let (code, _, stderr) = run(command(&base, &[subcommand]).env(variable, value)).await;
+        let (code, _, stderr) = output(command(&base, &[subcommand]).env(variable, value)).await;
         assert_ne!(code, 0, "{variable}={value} must fail");
         assert!(stderr.contains(variable), "{variable}: {stderr}");
         assert!(!stderr.contains("panicked"), "{variable}: {stderr}");
@@ -67,7 +55,8 @@ async fn once_refreshes_and_a_concurrent_once_is_skipped() {
     )
     .await;
 
-    let (code, stdout, stderr) = run(&mut env.command(&["once", "--trigger", "cronjob-b"])).await;
+    let (code, stdout, stderr) =
+        output(&mut env.command(&["once", "--trigger", "cronjob-b"])).await;
     assert_eq!(code, 0, "a skipped once exits 0: {stderr}");
     assert!(stderr.contains("skipped"), "{stderr}");
     assert!(stdout.contains(r#""status":"skipped""#), "{stdout}");
@@ -88,7 +77,7 @@ async fn once_refreshes_and_a_concurrent_once_is_skipped() {
     // `versions` lists it, current, with the start of its document's SHA-256.
     let current = env.ctx.store.current_meta().await.unwrap().unwrap();
     let sha256 = current.json_sha256.as_deref().unwrap();
-    let (code, stdout, stderr) = run(&mut env.command(&["versions"])).await;
+    let (code, stdout, stderr) = output(&mut env.command(&["versions"])).await;
     assert_eq!(code, 0, "{stderr}");
     let line = stdout
         .lines()
@@ -107,7 +96,7 @@ async fn once_fails_non_zero_when_postgres_is_unreachable() {
     unreachable.database_url = "postgres://postgres@127.0.0.1:1/ofertasws"
         .to_owned()
         .into();
-    let (code, stdout, _) = run(&mut command(&unreachable, &["once"])).await;
+    let (code, stdout, _) = output(&mut command(&unreachable, &["once"])).await;
     assert_eq!(code, 1);
     assert!(stdout.contains(r#""status":"failed""#), "{stdout}");
     assert!(env.ctx.store.current_meta().await.unwrap().is_none());
@@ -117,7 +106,8 @@ async fn once_fails_non_zero_when_postgres_is_unreachable() {
 async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherwise() {
     let env = TestEnv::new().await;
     seed(&env.db.pool, 1, 5).await;
-    let (code, _, stderr) = run(&mut env.command(&["trigger", "--wait", "--timeout", "5"])).await;
+    let (code, _, stderr) =
+        output(&mut env.command(&["trigger", "--wait", "--timeout", "5"])).await;
     assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains("no refresh-service is subscribed"),
@@ -141,7 +131,7 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
         .await;
     change(&env.db.pool, 2).await;
     let (code, stdout, stderr) =
-        run(&mut env.command(&["trigger", "--wait", "--reason", "test"])).await;
+        output(&mut env.command(&["trigger", "--wait", "--reason", "test"])).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains(r#""type":"refresh.completed""#)
@@ -149,7 +139,7 @@ async fn trigger_says_when_no_refresher_listens_and_waits_for_the_outcome_otherw
         "{stdout}"
     );
 
-    let (code, stdout, _) = run(&mut env.command(&["trigger"])).await;
+    let (code, stdout, _) = output(&mut env.command(&["trigger"])).await;
     assert_eq!(code, 0);
     assert!(stdout.contains(r#""status":"accepted""#), "{stdout}");
 
@@ -233,7 +223,7 @@ async fn trigger_wait_finds_an_outcome_whose_event_was_lost_and_exits_by_its_sta
     let refresher = stand_in_keeping_outcomes_only(env.ctx.store.clone(), answers).await;
 
     let (code, stdout, stderr) =
-        run(&mut env.command(&["trigger", "--wait", "--timeout", "20"])).await;
+        output(&mut env.command(&["trigger", "--wait", "--timeout", "20"])).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains(r#""type":"refresh.completed""#)
@@ -242,11 +232,11 @@ async fn trigger_wait_finds_an_outcome_whose_event_was_lost_and_exits_by_its_sta
         "{stdout}"
     );
     let (code, stdout, stderr) =
-        run(&mut env.command(&["trigger", "--wait", "--timeout", "20"])).await;
+        output(&mut env.command(&["trigger", "--wait", "--timeout", "20"])).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.contains(r#""type":"refresh.failed""#), "{stdout}");
     let (code, stdout, stderr) =
-        run(&mut env.command(&["trigger", "--wait", "--timeout", "1"])).await;
+        output(&mut env.command(&["trigger", "--wait", "--timeout", "1"])).await;
     assert_eq!(code, 2, "{stdout} {stderr}");
     assert!(stderr.contains("no outcome for request"), "{stderr}");
     refresher.await.unwrap();
@@ -258,7 +248,7 @@ async fn migrate_creates_the_database_and_is_idempotent() {
     let url = format!("{}/{name}", admin_url().rsplit_once('/').unwrap().0);
     let cfg = settings(&url, "unused");
     for _ in 0..2 {
-        let (code, _, stderr) = run(&mut command(&cfg, &["migrate"])).await;
+        let (code, _, stderr) = output(&mut command(&cfg, &["migrate"])).await;
         assert_eq!(code, 0, "{stderr}");
     }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();

@@ -373,3 +373,75 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A running `api-service` binary over `env`'s prefix, with an admin token for it.
+pub struct ApiProcess {
+    pub base: String,
+    pub token: String,
+    _child: tokio::process::Child,
+}
+
+impl ApiProcess {
+    /// Starts the binary and waits until it serves a snapshot.
+    pub async fn start(env: &TestEnv) -> Self {
+        Self::start_with(env, |_| {}).await
+    }
+
+    /// As [`Self::start`], with `configure` applied to the command first.
+    pub async fn start_with(
+        env: &TestEnv,
+        configure: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
+        let binary =
+            shared::testing::workspace_binary(env!("CARGO_BIN_EXE_refresh-service"), "api-service");
+        let vars = [
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("REDIS_URL", env.settings.redis.redis_url.clone()),
+            ("OFERTASWS_PREFIX", env.prefix.0.clone()),
+            ("JWT_SECRET", "it-api-secret".to_owned()),
+            ("LOG_FORMAT", "text".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        let token = std::process::Command::new(&binary)
+            .args(["token", "--role", "admin", "--ttl", "10m"])
+            .env_clear()
+            .envs(vars.clone())
+            .output()
+            .unwrap();
+        assert!(token.status.success(), "{token:?}");
+        let port = free_port();
+        let mut command = tokio::process::Command::new(&binary);
+        command
+            .arg("serve")
+            .env_clear()
+            .envs(vars)
+            .env("API_BIND", format!("127.0.0.1:{port}"))
+            .kill_on_drop(true);
+        configure(&mut command);
+        let api = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            token: String::from_utf8(token.stdout).unwrap().trim().to_owned(),
+            _child: command.spawn().unwrap(),
+        };
+        let http = reqwest::Client::new();
+        eventually(Duration::from_secs(30), "the API holds a snapshot", || {
+            let ready = http.get(format!("{}/ready", api.base)).send();
+            async move { ready.await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        api
+    }
+}
+
+/// Runs `cmd` to completion (bounded): exit code, stdout, stderr.
+pub async fn output(cmd: &mut tokio::process::Command) -> (i32, String, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("command finished")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -3,6 +3,7 @@
 
 mod binary;
 mod daemon;
+mod deltas;
 mod helpers;
 mod pipeline;
 mod ranker;

@@ -9,7 +9,7 @@ use poem::web::Data;
 use poem::{EndpointExt, Route, Server, handler, post};
 use serde_json::Value;
 
-use crate::helpers::{TestEnv, change, eventually, free_port, seed};
+use crate::helpers::{ApiProcess, TestEnv, change, seed};
 
 /// One exported span: which service sent it, its name and its trace.
 #[derive(Clone, Debug)]
@@ -82,45 +82,9 @@ async fn an_api_triggered_refresh_is_one_trace_across_both_services() {
     with_exporter(&mut refresher, &endpoint);
     let _refresher = refresher.spawn().unwrap();
 
-    let api_binary =
-        shared::testing::workspace_binary(env!("CARGO_BIN_EXE_refresh-service"), "api-service");
-    let api_env = [
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-        ("REDIS_URL", env.settings.redis.redis_url.clone()),
-        ("OFERTASWS_PREFIX", env.prefix.0.clone()),
-        ("JWT_SECRET", "trace-test-secret".to_owned()),
-        ("LOG_FORMAT", "text".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ];
-    let token = std::process::Command::new(&api_binary)
-        .args(["token", "--role", "admin", "--ttl", "10m"])
-        .env_clear()
-        .envs(api_env.clone())
-        .output()
-        .unwrap();
-    assert!(token.status.success(), "{token:?}");
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let port = free_port();
-    let mut api = tokio::process::Command::new(&api_binary);
-    api.arg("serve")
-        .env_clear()
-        .envs(api_env)
-        .env("API_BIND", format!("127.0.0.1:{port}"))
-        .kill_on_drop(true);
-    with_exporter(&mut api, &endpoint);
-    let _api = api.spawn().unwrap();
-
+    let api = ApiProcess::start_with(&env, |api| with_exporter(api, &endpoint)).await;
+    let (base, token) = (api.base.clone(), api.token.clone());
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    eventually(
-        Duration::from_secs(30),
-        "the API holds the start-up snapshot",
-        || {
-            let ready = http.get(format!("{base}/ready")).send();
-            async move { ready.await.is_ok_and(|r| r.status() == 200) }
-        },
-    )
-    .await;
 
     change(&env.db.pool, 1).await;
     let reply = http
