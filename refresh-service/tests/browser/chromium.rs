@@ -12,28 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::nginx::{Access, Nginx};
-use crate::stack::{Running, STEP_DEADLINE, Scratch, until};
+use crate::stack::{Running, STEP_DEADLINE, Scratch, program, public_folder, until, write_public};
 
 /// The page, as committed beside this file.
 const PAGE: &str = include_str!("page/index.html");
 
-/// `chromium-headless-shell`: on `PATH`, else where Debian installs it.
-fn binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("chromium-headless-shell"))
-        .find(|candidate| candidate.is_file())
-        .expect(
-            "chromium-headless-shell not found: scripts/browser.sh installs it \
-             (Debian package chromium-headless-shell)",
-        )
-}
-
 /// Starts Chromium on `url`.
 pub fn start(scratch: &Scratch, url: &str) -> Running {
-    let mut cmd = Command::new(binary());
+    let mut cmd = Command::new(program("chromium-headless-shell", "/usr/bin"));
     cmd.args([
         "--headless",
         "--no-sandbox",
@@ -43,6 +29,7 @@ pub fn start(scratch: &Scratch, url: &str) -> Running {
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--no-proxy-server",
         "--enable-logging=stderr",
     ])
     .arg(format!(
@@ -68,8 +55,8 @@ impl Page {
     /// Writes the page and a control file with nothing to do yet.
     pub fn new(scratch: &Scratch, token: &str) -> Self {
         let www = scratch.join("www");
-        fs::create_dir_all(&www).expect("www folder");
-        fs::write(www.join("index.html"), PAGE).expect("index.html");
+        public_folder(&www);
+        write_public(&www.join("index.html"), PAGE.as_bytes());
         let page = Self {
             www,
             token: token.to_owned(),
@@ -92,7 +79,7 @@ impl Page {
     fn write_control(&self, cache: &str) {
         let control = serde_json::json!({"step": self.step, "cache": cache, "token": self.token});
         let partial = self.www.join("control.json.partial");
-        fs::write(&partial, control.to_string()).expect("control file");
+        write_public(&partial, control.to_string().as_bytes());
         fs::rename(&partial, self.www.join("control.json")).expect("control file");
     }
 

@@ -21,6 +21,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod chromium;
+// The `it` suite's harness, for its database of the test's own (`TestDb`).
+#[allow(dead_code, unused_imports, unreachable_pub)]
+#[path = "../it/helpers.rs"]
+mod helpers;
 mod nginx;
 mod stack;
 
@@ -115,10 +119,7 @@ async fn chromium_downloads_a_refresh_as_a_dcz_delta_and_decodes_it() {
     assert_eq!(offered.status, "304", "{offered:?}");
 
     // Half a day of churn, a refresh, and both replicas serving the delta from the first.
-    backend
-        .db
-        .psql(CHURN, &[], &scratch.join("churn.log"))
-        .await;
+    stack::psql(&backend.db.url, CHURN, &[], &scratch.join("churn.log")).await;
     backend.refresh_once(&scratch.join("refresh-2.log")).await;
     let second = backend
         .meta_everywhere(

@@ -12,7 +12,8 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-use crate::stack::{Running, STEP_DEADLINE, Scratch, free_port, until};
+use crate::helpers::free_port;
+use crate::stack::{Running, STEP_DEADLINE, Scratch, http_client, program, until};
 
 /// The snapshot route, as the page requests it.
 pub const SNAPSHOT_PATH: &str = "/api/v4/ofertasws";
@@ -113,17 +114,6 @@ http {{
     )
 }
 
-/// The nginx binary: on `PATH`, else Debian's `/usr/sbin/nginx`.
-fn binary() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-        .expect("nginx not found: scripts/browser.sh installs it (Debian package nginx)")
-}
-
 /// A running nginx and its access log.
 pub struct Nginx {
     pub port: u16,
@@ -139,7 +129,7 @@ impl Nginx {
         fs::create_dir_all(scratch.join("nginx-tmp")).expect("nginx temp folder");
         let conf = scratch.join("nginx.conf");
         fs::write(&conf, config(scratch, www, port, replicas)).expect("nginx.conf");
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(program("nginx", "/usr/sbin"));
         cmd.arg("-p")
             .arg(&scratch.path)
             .arg("-e")
@@ -151,7 +141,7 @@ impl Nginx {
             access_log: scratch.join("access.log"),
             process: Running::spawn(&mut cmd, &scratch.join("nginx.log")),
         };
-        let http = reqwest::Client::new();
+        let http = http_client();
         let url = &format!("http://127.0.0.1:{port}/control.json");
         let process = &mut nginx.process;
         until(STEP_DEADLINE, "nginx to answer", || {

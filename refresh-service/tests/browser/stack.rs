@@ -1,20 +1,22 @@
-//! The real back end the browser talks to: a PostgreSQL database of the test's own,
-//! migrated and seeded by the project's own binary and scripts, a Redis prefix of its own,
-//! `refresh-service once` (the real binary) publishing versions, and two real
+//! The real back end the browser talks to: a PostgreSQL database of the test's own
+//! (the `it` suite's `TestDb`: created, migrated, dropped afterwards) seeded by
+//! `scripts/seed.sql`, a Redis prefix of its own, `refresh-service once` (the real binary,
+//! as the `it` suite runs it) publishing versions, and two real
 //! `api-service` replicas on free ports. Every process runs in a process group of its
 //! own, logs into the test's scratch folder and is killed with its group when dropped.
 
 use std::fs;
-use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sqlx::{Connection, PgConnection};
 
-use shared::testing::TestPrefix;
+use shared::config::RefreshSettings;
+
+use crate::helpers::{self, TestDb, TestPrefix, free_port};
 
 /// Signs the test's tokens; the replicas verify with it.
 const JWT_SECRET: &str = "browser-test-secret-not-for-production";
@@ -43,7 +45,7 @@ impl Scratch {
             "ofertasws-browser-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        fs::create_dir_all(&path).expect("scratch folder");
+        public_folder(&path);
         Self { path }
     }
 
@@ -65,12 +67,26 @@ impl Drop for Scratch {
     }
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-        .port()
+/// Creates `path` readable by everyone: nginx's workers run as `nobody` when the tests
+/// run as root, and must read the page and its control file.
+pub fn public_folder(path: &Path) {
+    fs::create_dir_all(path).expect("folder");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod folder");
+}
+
+/// Writes `path` readable by everyone (see [`public_folder`]).
+pub fn write_public(path: &Path, contents: &[u8]) {
+    fs::write(path, contents).expect("file written");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod file");
+}
+
+/// An HTTP client for the test's own servers on 127.0.0.1, whatever proxy the
+/// environment names.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("HTTP client")
 }
 
 /// A long-running child process, leader of its own process group; dropping it kills the
@@ -80,7 +96,7 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts `cmd` with its stdout and stderr appended to `log`.
+    /// Starts `cmd` with its stdout and stderr written to `log`.
     pub fn spawn(cmd: &mut Command, log: &Path) -> Self {
         let out = fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("log file");
@@ -131,75 +147,46 @@ where
     }
 }
 
-/// The Postgres server tests create their databases on (`TEST_DATABASE_URL`).
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A database of the test's own, dropped with the value.
-pub struct Database {
-    name: String,
-    pub url: String,
-}
-
-impl Database {
-    pub fn new() -> Self {
-        let name = format!("ofertasws_test_browser_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_url();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        let url = format!("{base}/{name}");
-        Self { name, url }
+/// Runs `psql -f FILE` (a path in the workspace) with `vars` against the database at
+/// `url`, output to `log`.
+pub async fn psql(url: &str, file: &str, vars: &[(&str, &str)], log: &Path) {
+    let mut cmd = tokio::process::Command::new("psql");
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]);
+    for (name, value) in vars {
+        cmd.arg("-v").arg(format!("{name}={value}"));
     }
-
-    /// Runs `psql -f FILE` (a path in the workspace) with `vars` against the database,
-    /// output to `log`.
-    pub async fn psql(&self, file: &str, vars: &[(&str, &str)], log: &Path) {
-        let mut cmd = tokio::process::Command::new("psql");
-        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url]);
-        for (name, value) in vars {
-            cmd.arg("-v").arg(format!("{name}={value}"));
-        }
-        cmd.arg("-f").arg(root().join(file));
-        let out = cmd
-            .output()
-            .await
-            .expect("psql runs (PostgreSQL's client, installed with the server)");
-        let text = [out.stdout, out.stderr].concat();
-        fs::write(log, &text).expect("psql log");
-        assert!(
-            out.status.success(),
-            "psql -f {file} failed: {}",
-            String::from_utf8_lossy(&text)
-        );
-    }
+    cmd.arg("-f").arg(root().join(file));
+    run_logged(&mut cmd, log, &format!("psql -f {file}")).await;
 }
 
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        r#"drop database if exists "{name}" with (force)"#
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                }
-            });
+/// Runs `cmd` to its end with its output kept in `log`; fails the test unless it exits 0.
+async fn run_logged(cmd: &mut tokio::process::Command, log: &Path, what: &str) {
+    let out = cmd
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    let text = [out.stdout, out.stderr].concat();
+    fs::write(log, &text).expect("command log");
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&text)
+    );
+}
+
+/// The program `name`: on `PATH`, else in `usual_dir` (where Debian installs it, which
+/// may be off a non-root `PATH`).
+pub fn program(name: &str, usual_dir: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain([PathBuf::from(usual_dir)])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found: scripts/browser.sh installs it (Debian package {name})")
         })
-        .join()
-        .ok();
-    }
 }
 
 /// `/api/v4/ofertasws/meta` as a replica answers it.
@@ -221,8 +208,10 @@ pub struct MetaDelta {
 
 /// The back end: database, prefix, two API replicas; everything goes when dropped.
 pub struct Backend {
-    pub db: Database,
-    prefix: TestPrefix,
+    pub db: TestDb,
+    /// The refresher's settings: this database, this prefix, schedule off.
+    settings: RefreshSettings,
+    _prefix: TestPrefix,
     pub token: String,
     pub replicas: Vec<u16>,
     processes: Vec<Running>,
@@ -232,75 +221,31 @@ pub struct Backend {
 impl Backend {
     /// A migrated database seeded with `live` live offers (scripts/seed.sql).
     pub async fn seeded(scratch: &Scratch, live: u32) -> Self {
-        let backend = Self {
-            db: Database::new(),
-            prefix: TestPrefix::new(),
+        let db = TestDb::new().await;
+        let live = live.to_string();
+        psql(
+            &db.url,
+            "scripts/seed.sql",
+            &[("live", &live)],
+            &scratch.join("seed.log"),
+        )
+        .await;
+        let prefix = TestPrefix::new();
+        Self {
+            settings: helpers::settings(&db.url, &prefix.0),
+            db,
+            _prefix: prefix,
             token: String::new(),
             replicas: Vec::new(),
             processes: Vec::new(),
-            http: reqwest::Client::new(),
-        };
-        let migrate = backend
-            .refresher(&["migrate"])
-            .output()
-            .await
-            .expect("refresh-service migrate runs");
-        assert!(
-            migrate.status.success(),
-            "refresh-service migrate failed: {}",
-            String::from_utf8_lossy(&migrate.stderr)
-        );
-        let live = live.to_string();
-        backend
-            .db
-            .psql(
-                "scripts/seed.sql",
-                &[("live", &live)],
-                &scratch.join("seed.log"),
-            )
-            .await;
-        backend
-    }
-
-    /// The `refresh-service` binary with this back end's settings, schedule off.
-    pub fn refresher(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_refresh-service"));
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &self.db.url)
-            .env("REDIS_URL", shared::testing::redis_url())
-            .env("OFERTASWS_PREFIX", &self.prefix.0)
-            .env("REFRESH_SCHEDULE", "off")
-            .env(
-                "RANKER_MODEL",
-                root().join("refresh-service/models/offer_ranker.onnx"),
-            )
-            .env(
-                "ORT_DYLIB_PATH",
-                root().join(".local/onnxruntime/libonnxruntime.so"),
-            )
-            .env("REFRESH_METRICS_BIND", "127.0.0.1:0")
-            .env("LOG_FORMAT", "text")
-            .env("RUST_LOG", "info")
-            .kill_on_drop(true);
-        cmd
+            http: http_client(),
+        }
     }
 
     /// `refresh-service once`, its output kept in `log`; fails the test unless it exits 0.
     pub async fn refresh_once(&self, log: &Path) {
-        let out = self
-            .refresher(&["once", "--trigger", "browser-test"])
-            .output()
-            .await
-            .expect("refresh-service once runs");
-        let text = [out.stdout, out.stderr].concat();
-        fs::write(log, &text).expect("refresh log");
-        assert!(
-            out.status.success(),
-            "refresh-service once failed: {}",
-            String::from_utf8_lossy(&text)
-        );
+        let mut once = helpers::command(&self.settings, &["once", "--trigger", "browser-test"]);
+        run_logged(&mut once, log, "refresh-service once").await;
     }
 
     fn api(&self) -> Command {
@@ -309,8 +254,8 @@ impl Backend {
         let mut cmd = Command::new(binary);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("REDIS_URL", shared::testing::redis_url())
-            .env("OFERTASWS_PREFIX", &self.prefix.0)
+            .env("REDIS_URL", &self.settings.redis.redis_url)
+            .env("OFERTASWS_PREFIX", &self.settings.redis.prefix)
             .env("JWT_SECRET", JWT_SECRET)
             .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "info");
