@@ -148,6 +148,11 @@ async fn chromium_downloads_a_refresh_as_a_dcz_delta_and_decodes_it() {
         "nginx changed the encoding: {request:?}"
     );
     assert_document(&report, &second, "fetch after the refresh");
+    assert_eq!(
+        report.get("encoding").map(String::as_str),
+        Some("dcz"),
+        "the Content-Encoding the page saw: {report:?}"
+    );
     let delta = second
         .deltas
         .iter()
