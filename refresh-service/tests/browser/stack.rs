@@ -89,8 +89,11 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// A long-running child process, leader of its own process group; dropping it kills the
-/// whole group (nginx workers, Chromium's helpers) and reaps the leader.
+/// A long-running child process, leader of its own process group. Dropping it asks the
+/// leader to stop (SIGTERM: nginx and Chromium then stop their own workers and helpers),
+/// kills the whole group after a few seconds, whatever is left of it, and reaps the
+/// leader. (Chromium's helpers are reparented to init, which reaps them; Chromium leaves
+/// its net-log without the closing `]}` either way.)
 pub struct Running {
     child: Child,
 }
@@ -116,13 +119,29 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
+impl Running {
+    /// Sends `signal` to the leader (`group` false) or to its whole process group.
+    fn signal(&self, signal: &str, group: bool) {
+        let target = if group {
+            format!("-{}", self.child.id())
+        } else {
+            self.child.id().to_string()
+        };
         let _ = Command::new("kill")
-            .args(["-s", "KILL", "--", &group])
+            .args(["-s", signal, "--", &target])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.signal("TERM", false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.signal("KILL", true);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -258,6 +277,7 @@ impl Backend {
             .env("OFERTASWS_PREFIX", &self.settings.redis.prefix)
             .env("JWT_SECRET", JWT_SECRET)
             .env("LOG_FORMAT", "text")
+            .env("NO_COLOR", "1")
             .env("RUST_LOG", "info");
         cmd
     }
