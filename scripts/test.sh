@@ -6,6 +6,9 @@
 #   cargo test --workspace [EXTRA ARGS...]   (only the given packages with -p NAME)
 #   scripts/hostile.sh        (schemathesis + cargo-fuzz, CI sizes; not with -p NAME)
 #
+# The browser test needs Debian's chromium-headless-shell and nginx: scripts/browser.sh
+# installs them with apt-get when missing, before the tests.
+#
 # The integration tests need a PostgreSQL server (they create and drop their own
 # databases) and a Redis server (each test uses its own key prefix):
 #   TEST_DATABASE_URL  default postgres://postgres@127.0.0.1:5432/postgres
@@ -115,6 +118,7 @@ step() {
 main() {
   have cargo || die "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml selects the version"
   "$ROOT/scripts/onnxruntime.sh" || die "scripts/onnxruntime.sh failed (it needs python3 with pip and access to PyPI)"
+  "$ROOT/scripts/browser.sh" || die "scripts/browser.sh failed (it installs chromium-headless-shell and nginx with apt-get)"
   trap cleanup EXIT
   choose_servers
 
