@@ -4,7 +4,7 @@
 //! like the Compose load balancer, proxies `/api/` to two real `api-service` replicas fed
 //! by the real `refresh-service once` from a database of the test's own. The page fetches
 //! the snapshot; once Chromium offers that response as a dictionary (nginx logs its
-//! `Available-Dictionary`), the churn model (`churn.sql` beside this file) changes the offers and a
+//! `Available-Dictionary`), the churn model (`scripts/churn.sql`) changes the offers and a
 //! second `refresh-service once` publishes a new version with its deltas. The page fetches
 //! again and this proves, from nginx's log and from what the page read:
 //! - Chromium named the first document (`:base64(SHA-256):`) and accepted `dcz`;
@@ -37,7 +37,7 @@ use nginx::{Nginx, SNAPSHOT_PATH};
 use stack::{Backend, Meta, STEP_DEADLINE, Scratch};
 
 /// Half a day of changes to the offers (issue 12's churn model).
-const CHURN: &str = "refresh-service/tests/browser/churn.sql";
+const CHURN: &str = "scripts/churn.sql";
 
 /// Live offers seeded: enough for a realistic delta, small enough to refresh in a second.
 const LIVE_OFFERS: u32 = 1500;
