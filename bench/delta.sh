@@ -16,7 +16,11 @@
 #     refresh-service/examples/delta_settings.rs builds from the two documents with its
 #     recommended setting, checked the same way;
 #   - the zstd and gzip bodies, and the limit `zstd --patch-from=OLD --ultra -22 --long=27`;
-#   - the ratios, with PASS/FAIL against the targets: dcz ≤ gzip/10, ≤ zstd/5, ≤ 1.3 × limit.
+#   - the ratios, with PASS/FAIL against the targets of issue 12: dcz ≤ 1.3 × limit for
+#     every pair, and dcz ≤ gzip/10 and ≤ zstd/5 for the pairs of its churn model (the
+#     refreshes of one day, 5 hours apart); for an overnight pair (19 h: the ranking's
+#     daily anchor moves, so every expiring offer's score moves) those two are printed as
+#     INFO, not judged (README, "Ranking model").
 # Then, for the last version, the delta from each retained earlier version: its build
 # time (example, one core; PASS when they add up to at most 60 s) or, once served, when
 # /meta lists it after the version became current (PASS when all within 60 s).
@@ -251,8 +255,12 @@ printf '%-8s %5s %10s %10s %10s %10s %11s %11s %11s\n' \
 while IFS=, read -r pair hours _ _ dcz _ _ zstd gzip limit; do
   printf '%-8s %5s %10s %10s %10s %10s %11s %11s %11s\n' "$pair" "$hours" "$dcz" "$zstd" "$gzip" "$limit" \
     "$(ratio "$gzip" "$dcz")" "$(ratio "$zstd" "$dcz")" "$(ratio "$dcz" "$limit")"
-  verdict "$pair dcz ≤ gzip/10" "$(le $((dcz * 10)) "$gzip" && echo 1 || echo 0)" "$dcz × 10 vs $gzip"
-  verdict "$pair dcz ≤ zstd/5" "$(le $((dcz * 5)) "$zstd" && echo 1 || echo 0)" "$dcz × 5 vs $zstd"
+  if ((hours <= 5)); then
+    verdict "$pair dcz ≤ gzip/10" "$(le $((dcz * 10)) "$gzip" && echo 1 || echo 0)" "$dcz × 10 vs $gzip"
+    verdict "$pair dcz ≤ zstd/5" "$(le $((dcz * 5)) "$zstd" && echo 1 || echo 0)" "$dcz × 5 vs $zstd"
+  else
+    verdicts+=("INFO $pair ($hours h, overnight) gzip÷dcz $(ratio "$gzip" "$dcz"), zstd÷dcz $(ratio "$zstd" "$dcz")")
+  fi
   verdict "$pair dcz ≤ 1.3 × limit" "$(le "$dcz" "$(awk -v l="$limit" 'BEGIN {print 1.3 * l}')" && echo 1 || echo 0)" \
     "$dcz vs $limit"
 done < <(tail -n +2 "$out/pairs.csv")
@@ -307,7 +315,7 @@ bench_load after
 failed=0
 for line in "${verdicts[@]}"; do
   echo "$line"
-  [[ "$line" == PASS* ]] || failed=1
+  [[ "$line" == FAIL* ]] && failed=1
 done
 echo "raw: $out"
 exit "$failed"
