@@ -1,11 +1,13 @@
 //! Building fred clients the way both services need them: reconnecting forever, commands
 //! bounded by a timeout (so an outage surfaces as an error instead of a hang), and
-//! subscribers that resubscribe by themselves after a reconnect.
+//! subscribers that resubscribe by themselves after a reconnect. Also what has to be done
+//! differently on a Redis Cluster: counting a message's subscribers across every node.
 
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
-use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
+use fred::prelude::{Builder, Client, ClientLike, PubsubInterface, ReconnectPolicy};
+use fred::types::Value;
 
 use crate::config::{ConfigError, RedisSettings};
 
@@ -84,19 +86,70 @@ pub async fn connect<C: ClientLike>(client: &C) -> Result<(), fred::error::Error
     client.init().await.map(drop)
 }
 
+/// How long one node may take to say how many subscribers it has.
+const NUMSUB_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Publishes `payload` on `channel` and returns how many subscribers received it.
 ///
 /// Every publish of the services goes through here, so the count means the same on
-/// every topology: on a single server or a Sentinel group it is `PUBLISH`'s reply.
+/// every topology: on a single server or a Sentinel group it is `PUBLISH`'s reply. On a
+/// Cluster the message reaches every node over the cluster bus, but `PUBLISH` counts
+/// only the subscribers of the node that took it (fred picks any primary); when that is
+/// none, the subscribers are counted on every primary with `PUBSUB NUMSUB` instead.
 ///
 /// # Errors
-/// The Redis error when the message cannot be published.
+/// The Redis error when the message cannot be published, or when no node can be asked
+/// for its subscribers.
 pub async fn publish(
     client: &Client,
     channel: &str,
     payload: String,
 ) -> Result<u64, fred::error::Error> {
-    use fred::prelude::PubsubInterface;
     let receivers: i64 = client.publish(channel, payload).await?;
-    Ok(receivers.max(0) as u64)
+    if receivers > 0 || !client.is_clustered() {
+        return Ok(receivers.max(0) as u64);
+    }
+    subscribers_anywhere(client, channel).await
+}
+
+/// `PUBSUB NUMSUB channel` summed over every primary the client is connected to. A node
+/// that does not answer within [`NUMSUB_TIMEOUT`] (being failed over) counts as none.
+async fn subscribers_anywhere(client: &Client, channel: &str) -> Result<u64, fred::error::Error> {
+    let mut asks = tokio::task::JoinSet::new();
+    for node in client.active_connections() {
+        let (client, channel) = (client.clone(), channel.to_owned());
+        asks.spawn(async move {
+            let on_node = client.with_cluster_node(node);
+            let reply = tokio::time::timeout(
+                NUMSUB_TIMEOUT,
+                on_node.pubsub_numsub::<Vec<Value>, _>(channel),
+            )
+            .await;
+            match reply {
+                Ok(Ok(reply)) => Ok(reply.get(1).and_then(Value::as_u64).unwrap_or(0)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Ok(0),
+            }
+        });
+    }
+    let (mut total, mut last_error, mut answered) = (0, None, false);
+    while let Some(asked) = asks.join_next().await {
+        match asked {
+            Ok(Ok(count)) => {
+                total += count;
+                answered = true;
+            }
+            Ok(Err(e)) => last_error = Some(e),
+            Err(e) => {
+                last_error = Some(fred::error::Error::new(
+                    fred::error::ErrorKind::Unknown,
+                    e.to_string(),
+                ))
+            }
+        }
+    }
+    match last_error {
+        Some(e) if !answered => Err(e),
+        _ => Ok(total),
+    }
 }
