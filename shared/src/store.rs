@@ -27,10 +27,14 @@ pub const OUTCOME_TTL: Duration = Duration::from_secs(300);
 /// Expiry of bodies written but not (yet) switched to.
 pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
 
-/// Increments the sequence counter, first setting a missing one to `ARGV[1]`.
+/// Takes the next sequence number: past the stored counter and at least the caller's
+/// clock (`ARGV[1]`, Unix ms), so a counter lost in a failover, or with Redis's data, can
+/// never hand out a number again.
 const NEXT_SEQ_SCRIPT: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('INCR', KEYS[1])
+local stored = tonumber(redis.call('GET', KEYS[1])) or 0
+local next = math.max(stored + 1, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%.0f', next))
+return next
 ";
 
 const SWITCH_SCRIPT: &str = r"
@@ -230,9 +234,11 @@ impl SnapshotStore {
         Ok(Some((meta, bodies)))
     }
 
-    /// Takes the next refresh sequence number. A missing counter (a new deployment, or a
-    /// Redis that lost its data) starts from the current Unix time in milliseconds, so a
-    /// version id is never reused for a different document.
+    /// Takes the next refresh sequence number: one past the counter, and never below the
+    /// current Unix time in milliseconds. A counter that went back (a failover lost its
+    /// last increments, or Redis lost its data) therefore never hands a number out twice,
+    /// and a version id is never reused for a different document, as long as the
+    /// refreshers' clocks do not lag the last lost number.
     ///
     /// # Errors
     /// [`StoreError::Redis`].
