@@ -1,13 +1,14 @@
 //! Building fred clients the way both services need them: reconnecting forever, commands
 //! bounded by a timeout (so an outage surfaces as an error instead of a hang), and
 //! subscribers that resubscribe by themselves after a reconnect. Also what has to be done
-//! differently on a Redis Cluster: counting a message's subscribers across every node.
+//! differently on a Redis Cluster: counting a message's subscribers across every node,
+//! and waiting for a write to reach the replica of the node that took it.
 
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::{Builder, Client, ClientLike, PubsubInterface, ReconnectPolicy};
-use fred::types::Value;
+use fred::types::{ClusterHash, CustomCommand, Value};
 
 use crate::config::{ConfigError, RedisSettings};
 
@@ -151,5 +152,63 @@ async fn subscribers_anywhere(client: &Client, channel: &str) -> Result<u64, fre
     match last_error {
         Some(e) if !answered => Err(e),
         _ => Ok(total),
+    }
+}
+
+/// Whether a write reached a replica before the caller went on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replication {
+    /// This many replicas acknowledged it.
+    Acknowledged(u64),
+    /// The primary has replicas, but none acknowledged within the wait (or it could not
+    /// be asked): a failover now could lose the write.
+    Unconfirmed,
+    /// The primary has no replica connected (a single server, or its replicas are down):
+    /// nothing to wait for.
+    NoReplica,
+}
+
+impl Replication {
+    /// The metric label: `acknowledged`, `unconfirmed` or `no_replica`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acknowledged(_) => "acknowledged",
+            Self::Unconfirmed => "unconfirmed",
+            Self::NoReplica => "no_replica",
+        }
+    }
+}
+
+/// Waits up to `timeout` until a replica of the primary holding `key` has every write this
+/// client made there (`WAIT 1`), when that primary has a replica at all. Asked on the
+/// primary owning `key`'s slot on a Cluster; fred keeps one connection per node, the one
+/// that made the writes. Never fails: a check that cannot be made is `Unconfirmed`.
+pub async fn wait_for_replica(client: &Client, key: &str, timeout: Duration) -> Replication {
+    let slot = ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes()));
+    let info = CustomCommand::new_static("INFO", slot.clone(), false);
+    let replicas = match client.custom::<String, _>(info, vec!["replication"]).await {
+        Ok(text) => text.lines().find_map(|line| {
+            line.trim()
+                .strip_prefix("connected_slaves:")?
+                .parse::<u64>()
+                .ok()
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot ask the primary for its replicas");
+            return Replication::Unconfirmed;
+        }
+    };
+    if replicas.unwrap_or(0) == 0 {
+        return Replication::NoReplica;
+    }
+    let wait = CustomCommand::new_static("WAIT", slot, true);
+    let millis = timeout.as_millis().min(i64::MAX as u128) as i64;
+    match client.custom::<i64, _>(wait, vec![1, millis]).await {
+        Ok(acknowledged) if acknowledged > 0 => Replication::Acknowledged(acknowledged as u64),
+        Ok(_) => Replication::Unconfirmed,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot wait for a replica");
+            Replication::Unconfirmed
+        }
     }
 }

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use crate::events::Event;
 use crate::keys::Keys;
+use crate::redis::Replication;
 use crate::snapshot::{BodyMismatch, Codec, SnapshotMeta};
 
 /// How many versions (the current one included) stay listed and readable.
@@ -26,6 +27,10 @@ pub const PREVIOUS_VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const OUTCOME_TTL: Duration = Duration::from_secs(300);
 /// Expiry of bodies written but not (yet) switched to.
 pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
+
+/// How long a switch waits for a replica to have it before the snapshot is announced
+/// anyway (see [`crate::redis::wait_for_replica`]).
+pub const REPLICA_WAIT: Duration = Duration::from_secs(1);
 
 /// Takes the next sequence number: past the stored counter and at least the caller's
 /// clock (`ARGV[1]`, Unix ms), so a counter lost in a failover, or with Redis's data, can
@@ -105,8 +110,8 @@ impl StoreError {
 /// Result of an attempt to make a version current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Switch {
-    /// The version is now current.
-    Switched,
+    /// The version is now current; whether a replica had it before this returned.
+    Switched(Replication),
     /// A snapshot with this sequence number (newer or equal) is already current.
     Superseded(u64),
 }
@@ -329,11 +334,17 @@ impl SnapshotStore {
             if force { "1" } else { "0" }.to_owned(),
         ];
         let current_seq: u64 = self.client.eval(SWITCH_SCRIPT, keys, args).await?;
-        Ok(if current_seq == 0 {
-            Switch::Switched
-        } else {
-            Switch::Superseded(current_seq)
-        })
+        if current_seq != 0 {
+            return Ok(Switch::Superseded(current_seq));
+        }
+        // Before anyone is told: a failover right after a switch no replica has would
+        // take the snapshot back (README, "Failover").
+        let replication =
+            crate::redis::wait_for_replica(&self.client, &self.keys.current(), REPLICA_WAIT).await;
+        if replication == Replication::Unconfirmed {
+            tracing::warn!(snapshot.version = %version, "no replica confirmed the switch; a failover now could take it back");
+        }
+        Ok(Switch::Switched(replication))
     }
 
     /// Retained versions, newest first, with their metadata when still stored.
