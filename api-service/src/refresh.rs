@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use fred::prelude::PubsubInterface;
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
@@ -117,7 +116,7 @@ pub async fn request_refresh(
     };
     let payload = serde_json::to_string(&request).unwrap_or_default();
     let channel = cache.store().keys().refresh_channel();
-    let receivers: i64 = match cache.store().client().publish(channel, payload).await {
+    let receivers = match shared::redis::publish(cache.store().client(), &channel, payload).await {
         Ok(receivers) => receivers,
         Err(e) => {
             tracing::warn!(error = %e, "cannot publish a refresh request");

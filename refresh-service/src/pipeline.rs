@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use fred::prelude::PubsubInterface;
 use thiserror::Error;
 use tracing::{Instrument, Span, field::Empty};
 
@@ -325,12 +324,7 @@ fn snapshot(
 /// Publishes `event` on `P:events`; a failure is logged (API replicas also poll).
 pub async fn publish_event(ctx: &RefreshContext, event: &Event) {
     let channel = ctx.store.keys().events_channel();
-    if let Err(e) = ctx
-        .store
-        .client()
-        .publish::<i64, _, _>(channel, event.to_json())
-        .await
-    {
+    if let Err(e) = shared::redis::publish(ctx.store.client(), &channel, event.to_json()).await {
         tracing::warn!(error = %e, "cannot publish event");
     }
 }

@@ -56,8 +56,7 @@ pub async fn trigger(
         traceparent: shared::telemetry::traceparent(),
     };
     let body = serde_json::to_string(&request)?;
-    let receivers: i64 = client
-        .publish(keys.refresh_channel(), body)
+    let receivers = shared::redis::publish(&client, &keys.refresh_channel(), body)
         .await
         .context("cannot publish the request")?;
     if receivers == 0 {
