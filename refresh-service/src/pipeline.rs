@@ -237,14 +237,18 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
     let switch = ctx.store.publish(&meta, &bodies).instrument(span).await?;
     let write_ms = millis(write_started);
     ctx.metrics.stage(Stage::Write, write_started.elapsed());
-    if let Switch::Superseded(newer) = switch {
-        return Ok(Outcome::Skipped {
-            reason: format!(
-                "a newer snapshot (seq {newer}) became current while this one was built"
-            ),
-            current: ctx.store.current_meta().await.ok().flatten(),
-        });
-    }
+    let replication = match switch {
+        Switch::Switched(replication) => replication,
+        Switch::Superseded(newer) => {
+            return Ok(Outcome::Skipped {
+                reason: format!(
+                    "a newer snapshot (seq {newer}) became current while this one was built"
+                ),
+                current: ctx.store.current_meta().await.ok().flatten(),
+            });
+        }
+    };
+    ctx.metrics.switch_replicated(replication);
     tracing::info!(
         snapshot.version = %meta.version,
         offers.count = meta.count,
@@ -256,6 +260,7 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
         refresh.encode_ms = encode_ms,
         refresh.write_ms = write_ms,
         refresh.duration_ms = millis(started),
+        snapshot.replication = replication.as_str(),
         "snapshot published"
     );
     let publish_started = Instant::now();
