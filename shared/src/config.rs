@@ -220,7 +220,21 @@ pub struct ApiSettings {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "API_SHUTDOWN_GRACE_SECS", default_value_t = 25)]
     pub shutdown_grace_secs: u64,
+    /// Upper bound (ms, at most 3000) of a random wait before a new snapshot's bodies are
+    /// fetched, so a large fleet does not fetch them from one Redis shard at the same
+    /// instant; 0 fetches at once.
+    #[arg(
+        long,
+        env = "API_FETCH_JITTER_MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_FETCH_JITTER_MS)
+    )]
+    pub fetch_jitter_ms: u64,
 }
+
+/// Largest `API_FETCH_JITTER_MS`: a replica still serves a new snapshot within the
+/// contract's 5 s after the wait, the fetch and the decompression.
+pub const MAX_FETCH_JITTER_MS: u64 = 3000;
 
 impl ApiSettings {
     /// Settings for tests and tools: `redis`, HS256 `secret`, bound to an ephemeral port.
@@ -234,7 +248,13 @@ impl ApiSettings {
             jwt_audience: None,
             rss_warn_mb: 256,
             shutdown_grace_secs: 25,
+            fetch_jitter_ms: 0,
         }
+    }
+
+    /// The window of the random wait before a new snapshot's bodies are fetched.
+    pub fn fetch_jitter(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.fetch_jitter_ms)
     }
 
     /// The listen address.
@@ -269,6 +289,16 @@ impl ApiSettings {
             _ => Ok(()),
         }
     }
+}
+
+/// A random wait in `[0, window)` (zero for an empty window), drawn anew for every call:
+/// each replica's wait before fetching a new snapshot (`API_FETCH_JITTER_MS`).
+pub fn fetch_delay(window: std::time::Duration) -> std::time::Duration {
+    let nanos = uuid::Uuid::new_v4()
+        .as_u128()
+        .checked_rem(window.as_nanos())
+        .unwrap_or(0);
+    std::time::Duration::from_nanos(nanos as u64)
 }
 
 fn require_file(variable: &'static str, path: &std::path::Path) -> Result<(), ConfigError> {
@@ -324,6 +354,12 @@ mod tests {
         settings: RefreshSettings,
     }
 
+    #[derive(Parser)]
+    struct ApiCli {
+        #[command(flatten)]
+        settings: ApiSettings,
+    }
+
     fn settings(args: &[&str]) -> RefreshSettings {
         let mut argv = vec!["test"];
         argv.extend_from_slice(args);
@@ -374,6 +410,19 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(err.variable, "RANKER_MODEL");
+    }
+
+    #[test]
+    fn fetch_delays_stay_within_the_jitter_window() {
+        use std::time::Duration;
+        let mut api = ApiSettings::for_secret(RedisSettings::new("redis://h", "p"), "s");
+        assert_eq!(fetch_delay(api.fetch_jitter()), Duration::ZERO);
+        api.fetch_jitter_ms = 50;
+        let delays: Vec<_> = (0..200).map(|_| fetch_delay(api.fetch_jitter())).collect();
+        assert!(delays.iter().all(|d| *d < Duration::from_millis(50)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(25)));
+        let err = ApiCli::try_parse_from(["t", "--jwt-secret", "s", "--fetch-jitter-ms", "3001"]);
+        assert!(err.is_err(), "over the 5 s promise");
     }
 
     #[test]
