@@ -204,6 +204,9 @@ pub struct SnapshotCache {
     events: broadcast::Sender<Arc<Event>>,
     metrics: Arc<Metrics>,
     rejected: std::sync::Mutex<Option<String>>,
+    fetch_jitter: Duration,
+    /// A new version seen but not fetched yet, and when it may be (`API_FETCH_JITTER_MS`).
+    deferred: std::sync::Mutex<Option<(String, tokio::time::Instant)>>,
 }
 
 impl SnapshotCache {
@@ -216,6 +219,51 @@ impl SnapshotCache {
             events: broadcast::channel(1024).0,
             metrics,
             rejected: std::sync::Mutex::new(None),
+            fetch_jitter: Duration::ZERO,
+            deferred: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Waits a random time within `jitter` before fetching each new snapshot.
+    pub fn with_fetch_jitter(self, jitter: Duration) -> Self {
+        Self {
+            fetch_jitter: jitter,
+            ..self
+        }
+    }
+
+    /// Whether fetching `version` must still wait for its jittered turn, drawn when the
+    /// version is first seen (by an event or a poll alike). A replica holding nothing yet
+    /// does not wait: readiness comes first.
+    fn must_wait(&self, version: &str) -> bool {
+        if self.fetch_jitter.is_zero() || self.current().is_none() {
+            return false;
+        }
+        let Ok(mut deferred) = self.deferred.lock() else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        match deferred.as_ref() {
+            Some((seen, due)) if seen == version => *due > now,
+            _ => {
+                let due = now + shared::config::fetch_delay(self.fetch_jitter);
+                *deferred = Some((version.to_owned(), due));
+                true
+            }
+        }
+    }
+
+    /// Resolves when a deferred fetch becomes due (never when none waits).
+    async fn deferred_fetch_due(&self) {
+        let now = tokio::time::Instant::now();
+        let due = self
+            .deferred
+            .lock()
+            .ok()
+            .and_then(|d| d.as_ref().map(|(_, due)| *due));
+        match due {
+            Some(due) if due > now => tokio::time::sleep_until(due).await,
+            _ => std::future::pending().await,
         }
     }
 
@@ -268,6 +316,7 @@ impl SnapshotCache {
             .rejected
             .lock()
             .is_ok_and(|r| r.as_deref() == Some(meta.version.as_str()))
+            || self.must_wait(&meta.version)
         {
             return Ok(false);
         }
@@ -358,6 +407,7 @@ pub async fn sync(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            () = cache.deferred_fetch_due() => resync_logged(&cache, "jitter").await,
             _ = poll.tick() => {
                 // Heartbeat: a subscriber connection that stopped answering is replaced.
                 let (heartbeat, ()) = tokio::join!(subscriber.ping::<fred::types::Value>(None), resync_logged(&cache, "poll"));

@@ -92,7 +92,9 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let client = shared::redis::client(&settings.redis, Start::WaitForRedis)?;
         let store = SnapshotStore::new(client, Keys::new(&settings.redis.prefix));
-        let cache = Arc::new(SnapshotCache::new(store, metrics.clone()));
+        let cache = Arc::new(
+            SnapshotCache::new(store, metrics.clone()).with_fetch_jitter(settings.fetch_jitter()),
+        );
         Ok(Self {
             listener,
             addr,
