@@ -131,6 +131,7 @@ async fn holds_the_contract(mut stack: Stack) {
     stack
         .wait_served(&second, Instant::now() + FIVE_SECONDS, "invalidation")
         .await;
+    assert_eq!(replication_of(&stack, &second), "acknowledged");
 
     // A replica frozen across a refresh catches up within 5 s of resuming.
     stack.apis[1].service.signal("STOP");
@@ -165,6 +166,19 @@ async fn holds_the_contract(mut stack: Stack) {
         trigger.stdout,
         trigger.stderr
     );
+}
+
+/// Whether a replica had `version` before the refresher announced it, as it logged.
+pub fn replication_of(stack: &Stack, version: &str) -> String {
+    let published = stack.refresher().logged("snapshot published");
+    let line = published
+        .iter()
+        .find(|line| line["fields"]["snapshot.version"] == version)
+        .unwrap_or_else(|| panic!("no 'snapshot published' line for {version}"));
+    line["fields"]["snapshot.replication"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Asks replica 0 for a refresh and returns the version it published.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use shared::snapshot::SnapshotMeta;
 
 use crate::blocking;
-use crate::contract::refreshed;
+use crate::contract::{refreshed, replication_of};
 use crate::observe::{Checker, Load, MetaBook};
 use crate::servers::redis_cluster::RedisCluster;
 use crate::servers::redis_sentinel::SentinelGroup;
@@ -217,6 +217,11 @@ async fn failover_losing_the_last_switch(stack: Stack) {
     blocking(|| cut_replication(stack.redis.primary_and_replica_for(&key).0));
     stack.change_offer(1).await;
     let lost = refreshed(&stack).await;
+    assert_eq!(
+        replication_of(&stack, &lost),
+        "no_replica",
+        "replication was cut"
+    );
     let lost = stack
         .store
         .version_meta(&lost)
