@@ -191,6 +191,18 @@ ensure_redis_installed() {
   fi
 }
 
+# The servers the fault and topology suites start themselves, whatever TEST_REDIS_URL
+# names: redis-server and redis-cli 7 or newer (Cluster nodes with --cluster-port, the
+# Sentinel mode, ACL users) and the PostgreSQL server binaries.
+ensure_suite_servers() {
+  local major
+  ensure_redis_installed
+  major="$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')"
+  [[ "${major:-0}" -ge 7 ]] ||
+    die "redis-server $(redis-server --version | cut -d' ' -f3) is too old: the topology suite needs Redis 7 or newer (Debian 12's redis-server is 7.0)"
+  ensure_postgres_installed
+}
+
 # ---------------------------------------------------------------------------- PostgreSQL
 
 # initdb refuses to run as root, so as root the cluster belongs to the `postgres` user.

@@ -25,6 +25,7 @@ use crate::refresh::RefreshEndpoint;
 use crate::routes::OfertasApi;
 use crate::sealed::BodyFiles;
 use crate::snapshot::CurrentSnapshot;
+use crate::snapshot::jitter::FetchJitter;
 use crate::snapshot::sync::SnapshotSync;
 use crate::snapshot_doc::SnapshotRouteDoc;
 use crate::snapshot_route::SnapshotRoute;
@@ -134,6 +135,7 @@ impl Application {
             metrics: parts.metrics.clone(),
             events,
             hold_identity: settings.identity_hold_mb.saturating_mul(1024 * 1024),
+            jitter: FetchJitter::new(settings.fetch_jitter()),
         };
         Ok(Self {
             listener,

@@ -59,6 +59,11 @@ struct EncodingLabels {
     encoding: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicationLabels {
+    result: &'static str,
+}
+
 /// Every metric the refresher exports.
 pub struct RefreshMetrics {
     registry: Registry,
@@ -72,6 +77,7 @@ pub struct RefreshMetrics {
     delta_build: Histogram,
     delta_bytes: Family<DeltaLabels, Gauge>,
     delta_failures: Counter,
+    switch_replication: Family<ReplicationLabels, Counter>,
     rss: Gauge<i64, AtomicI64>,
 }
 
@@ -102,6 +108,7 @@ impl Default for RefreshMetrics {
             ]),
             delta_bytes: Family::default(),
             delta_failures: Counter::default(),
+            switch_replication: Family::default(),
             rss: Gauge::default(),
             registry: Registry::default(),
         };
@@ -154,6 +161,11 @@ impl Default for RefreshMetrics {
             "refresh_delta_failures",
             "Delta builds that failed (the whole encodings serve meanwhile)",
             metrics.delta_failures.clone(),
+        );
+        registry.register(
+            "refresh_switch_replication",
+            "Switches to a new snapshot by whether a replica had it before it was announced",
+            metrics.switch_replication.clone(),
         );
         registry.register(
             "process_resident_memory_bytes",
@@ -229,6 +241,15 @@ impl RefreshMetrics {
         self.lock_skips.inc();
     }
 
+    /// Records whether a replica had a switch before it was announced.
+    pub fn switch_replicated(&self, replication: shared::redis::Replication) {
+        self.switch_replication
+            .get_or_create(&ReplicationLabels {
+                result: replication.as_str(),
+            })
+            .inc();
+    }
+
     /// Refreshes the point-in-time gauges and renders the text exposition.
     pub fn render(&self) -> String {
         self.rss
@@ -257,6 +278,7 @@ mod tests {
         );
         metrics.stage(Stage::Query, Duration::from_millis(3));
         metrics.lock_skipped();
+        metrics.switch_replicated(shared::redis::Replication::NoReplica);
         let meta = SnapshotMeta {
             version: "1-a".into(),
             etag: "\"1-a\"".into(),
@@ -281,6 +303,7 @@ mod tests {
             "ofertasws_refresh_snapshot_bytes{encoding=\"zstd\"} 20\n",
             "ofertasws_refresh_snapshot_offers 7\n",
             "ofertasws_refresh_lock_skips_total 1\n",
+            "ofertasws_refresh_switch_replication_total{result=\"no_replica\"} 1\n",
             "ofertasws_refresh_duration_seconds_count{stage=\"query\"} 1\n",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -267,12 +267,16 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
     let switch = stages
         .run(Stage::Write, span, ctx.store.publish(&meta, &bodies))
         .await?;
-    if let Switch::Superseded(newer) = switch {
-        return Ok(Outcome::Skipped {
-            reason: Skip::Superseded(newer),
-            current: ctx.store.current_meta().await.ok().flatten(),
-        });
-    }
+    let replication = match switch {
+        Switch::Switched(replication) => replication,
+        Switch::Superseded(newer) => {
+            return Ok(Outcome::Skipped {
+                reason: Skip::Superseded(newer),
+                current: ctx.store.current_meta().await.ok().flatten(),
+            });
+        }
+    };
+    ctx.metrics.switch_replicated(replication);
     tracing::info!(
         snapshot.version = %meta.version,
         offers.count = meta.count,
@@ -284,6 +288,7 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
         refresh.encode_ms = stages.millis(Stage::Compress),
         refresh.write_ms = stages.millis(Stage::Write),
         refresh.duration_ms = started.elapsed().as_millis() as u64,
+        snapshot.replication = replication.as_str(),
         "snapshot published"
     );
     let span = tracing::info_span!("publish", snapshot.version = %meta.version);

@@ -238,7 +238,21 @@ pub struct ApiSettings {
     /// Most connections served at once; more are closed as soon as they are accepted.
     #[arg(long, env = "API_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Upper bound (ms, at most 3000) of a random wait before a new snapshot's bodies are
+    /// fetched, so a large fleet does not fetch them from one Redis shard at the same
+    /// instant; 0 fetches at once.
+    #[arg(
+        long,
+        env = "API_FETCH_JITTER_MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_FETCH_JITTER_MS)
+    )]
+    pub fetch_jitter_ms: u64,
 }
+
+/// Largest `API_FETCH_JITTER_MS`: a replica still serves a new snapshot within the
+/// contract's 5 s after the wait, the fetch and the decompression.
+pub const MAX_FETCH_JITTER_MS: u64 = 3000;
 
 impl ApiSettings {
     /// Settings for tests and tools: `redis`, HS256 `secret`, bound to an ephemeral port.
@@ -255,7 +269,13 @@ impl ApiSettings {
             identity_hold_mb: 64,
             header_timeout_secs: 10,
             max_connections: 10_000,
+            fetch_jitter_ms: 0,
         }
+    }
+
+    /// The window of the random wait before a new snapshot's bodies are fetched.
+    pub fn fetch_jitter(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.fetch_jitter_ms)
     }
 
     /// The listen address.
@@ -297,6 +317,16 @@ impl ApiSettings {
             _ => Ok(()),
         }
     }
+}
+
+/// A random wait in `[0, window)` (zero for an empty window), drawn anew for every call:
+/// each replica's wait before fetching a new snapshot (`API_FETCH_JITTER_MS`).
+pub fn fetch_delay(window: std::time::Duration) -> std::time::Duration {
+    let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::from_nanos(rand::random_range(0..nanos))
 }
 
 fn require_file(variable: &'static str, path: &std::path::Path) -> Result<(), ConfigError> {
@@ -350,6 +380,12 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         settings: RefreshSettings,
+    }
+
+    #[derive(Parser)]
+    struct ApiCli {
+        #[command(flatten)]
+        settings: ApiSettings,
     }
 
     fn settings(args: &[&str]) -> RefreshSettings {
@@ -414,6 +450,19 @@ mod tests {
         );
         (api.header_timeout_secs, api.max_connections) = (1, 0);
         assert_eq!(api.validate().unwrap_err().variable, "API_MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn fetch_delays_stay_within_the_jitter_window() {
+        use std::time::Duration;
+        let mut api = ApiSettings::for_secret(RedisSettings::new("redis://h", "p"), "s");
+        assert_eq!(fetch_delay(api.fetch_jitter()), Duration::ZERO);
+        api.fetch_jitter_ms = 50;
+        let delays: Vec<_> = (0..200).map(|_| fetch_delay(api.fetch_jitter())).collect();
+        assert!(delays.iter().all(|d| *d < Duration::from_millis(50)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(25)));
+        let err = ApiCli::try_parse_from(["t", "--jwt-secret", "s", "--fetch-jitter-ms", "3001"]);
+        assert!(err.is_err(), "over the 5 s promise");
     }
 
     #[test]

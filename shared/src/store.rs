@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::events::Event;
 use crate::keys::Keys;
+use crate::redis::Replication;
 use crate::snapshot::{BodyMismatch, Codec, SnapshotMeta};
 
 /// How many versions (the current one included) stay listed and readable.
@@ -30,10 +31,18 @@ pub const PENDING_VERSION_TTL: Duration = Duration::from_secs(3600);
 /// Bytes read per `GETRANGE` when a body is copied out of Redis piece by piece.
 pub const BODY_CHUNK_BYTES: u64 = 1 << 20;
 
-/// Increments the sequence counter, first setting a missing one to `ARGV[1]`.
+/// How long a switch waits for a replica to have it before the snapshot is announced
+/// anyway (see [`crate::redis::wait_for_replica`]).
+pub const REPLICA_WAIT: Duration = Duration::from_secs(1);
+
+/// Takes the next sequence number: past the stored counter and at least the caller's
+/// clock (`ARGV[1]`, Unix ms), so a counter lost in a failover, or with Redis's data, can
+/// never hand out a number again.
 const NEXT_SEQ_SCRIPT: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('INCR', KEYS[1])
+local stored = tonumber(redis.call('GET', KEYS[1])) or 0
+local next = math.max(stored + 1, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], string.format('%.0f', next))
+return next
 ";
 
 /// Makes a version current. Its keys' names come from [`Keys`]: the new version's as
@@ -111,8 +120,8 @@ impl StoreError {
 /// Result of an attempt to make a version current.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Switch {
-    /// The version is now current.
-    Switched,
+    /// The version is now current; whether a replica had it before this returned.
+    Switched(Replication),
     /// A snapshot with this sequence number (newer or equal) is already current.
     Superseded(u64),
 }
@@ -277,9 +286,11 @@ impl SnapshotStore {
         Ok(Some((meta, bodies)))
     }
 
-    /// Takes the next refresh sequence number. A missing counter (a new deployment, or a
-    /// Redis that lost its data) starts from the current Unix time in milliseconds, so a
-    /// version id is never reused for a different document.
+    /// Takes the next refresh sequence number: one past the counter, and never below the
+    /// current Unix time in milliseconds. A counter that went back (a failover lost its
+    /// last increments, or Redis lost its data) therefore never hands a number out twice,
+    /// and a version id is never reused for a different document, as long as the
+    /// refreshers' clocks do not lag the last lost number.
     ///
     /// # Errors
     /// [`StoreError::Redis`].
@@ -366,11 +377,17 @@ impl SnapshotStore {
         ];
         args.extend(Keys::version_suffixes());
         let current_seq: u64 = self.client.eval(SWITCH_SCRIPT, keys, args).await?;
-        Ok(if current_seq == 0 {
-            Switch::Switched
-        } else {
-            Switch::Superseded(current_seq)
-        })
+        if current_seq != 0 {
+            return Ok(Switch::Superseded(current_seq));
+        }
+        // Before anyone is told: a failover right after a switch no replica has would
+        // take the snapshot back (README, "Failover").
+        let replication =
+            crate::redis::wait_for_replica(&self.client, &self.keys.current(), REPLICA_WAIT).await;
+        if replication == Replication::Unconfirmed {
+            tracing::warn!(snapshot.version = %version, "no replica confirmed the switch; a failover now could take it back");
+        }
+        Ok(Switch::Switched(replication))
     }
 
     /// Retained versions, newest first, with their metadata when still stored.

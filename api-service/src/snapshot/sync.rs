@@ -19,6 +19,7 @@ use shared::store::{SnapshotStore, StoreError};
 
 use crate::metrics::Metrics;
 use crate::sealed::BodyFiles;
+use crate::snapshot::jitter::FetchJitter;
 use crate::snapshot::load::{LoadError, load, load_deltas};
 use crate::snapshot::{CurrentSnapshot, Snapshot};
 
@@ -39,6 +40,8 @@ pub struct SnapshotSync {
     pub events: broadcast::Sender<Arc<Event>>,
     /// Largest identity document held decompressed (`API_IDENTITY_HOLD_MB`).
     pub hold_identity: u64,
+    /// When a new version may be fetched (`API_FETCH_JITTER_MS`).
+    pub jitter: FetchJitter,
 }
 
 impl SnapshotSync {
@@ -64,7 +67,8 @@ impl SnapshotSync {
             self.current.replace(snapshot);
             return Ok(true);
         }
-        if self.current.is_refused(&meta.version) {
+        let holding = self.current.load().is_some();
+        if self.current.is_refused(&meta.version) || self.jitter.must_wait(&meta.version, holding) {
             return Ok(false);
         }
         let version = meta.version.clone();
@@ -146,6 +150,7 @@ impl SnapshotSync {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                () = self.jitter.turn() => self.resync_logged("jitter").await,
                 _ = poll.tick() => {
                     // Heartbeat: a subscriber connection that stopped answering is replaced.
                     let (heartbeat, ()) = tokio::join!(subscriber.ping::<fred::types::Value>(None), self.resync_logged("poll"));

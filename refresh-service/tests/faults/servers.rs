@@ -2,13 +2,27 @@
 //! pg_ctl, run as the `postgres` user when the tests run as root, because initdb refuses
 //! root) and redis-server, each on a free port of its own, with data and logs in a
 //! scratch folder that is removed afterwards (kept, and named, when the test failed).
+//! Redis servers, alone or as a Cluster or Sentinel group, are in [`redis_server`],
+//! [`redis_cluster`] and [`redis_sentinel`].
+//!
+//! Shared by the fault and topology suites (each test binary uses part of it).
+#![allow(dead_code)]
+
+#[path = "redis_cluster.rs"]
+pub mod redis_cluster;
+#[path = "redis_sentinel.rs"]
+pub mod redis_sentinel;
+#[path = "redis_server.rs"]
+pub mod redis_server;
+
+pub use redis_server::{RedisServer, Topology};
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -65,7 +79,7 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(kind: &str) -> Self {
         let path = std::env::temp_dir().join(format!(
-            "ofertasws-faults-{kind}-{}",
+            "ofertasws-{kind}-{}",
             uuid::Uuid::new_v4().simple()
         ));
         fs::create_dir_all(&path).expect("scratch folder");
@@ -82,7 +96,7 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("fault suite: logs kept in {}", self.path.display());
+            eprintln!("logs kept in {}", self.path.display());
         } else {
             let _ = fs::remove_dir_all(&self.path);
         }
@@ -258,86 +272,15 @@ pub async fn own_cluster() -> Arc<PgCluster> {
     )
 }
 
-/// redis-server on a free port, without persistence: killed and restarted, it comes
-/// back empty on the same port.
-pub struct RedisServer {
-    pub port: u16,
-    dir: PathBuf,
-    child: Mutex<Option<Child>>,
-}
-
-impl RedisServer {
-    pub fn start(scratch: &Scratch) -> Self {
-        let dir = scratch.join("redis");
-        fs::create_dir_all(&dir).expect("redis folder");
-        let server = Self {
-            port: free_port(),
-            dir,
-            child: Mutex::new(None),
-        };
-        server.restart();
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts redis-server on the port (again) and waits until it answers PING.
-    pub fn restart(&self) {
-        let log = self.dir.join("redis.log");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server runs (scripts/services.sh installs it)");
-        *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on port {}; see {}",
-                self.port,
-                log.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL, and waits until it is gone.
-    pub fn kill(&self) {
-        if let Some(mut child) = self
-            .child
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
+/// Polls `condition` every 20 ms until it holds, failing with `what` after `within`.
+/// Blocking: for set-up code that runs in `spawn_blocking`.
+pub fn poll_until(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

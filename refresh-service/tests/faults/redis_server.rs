@@ -1,0 +1,314 @@
+//! One redis-server process on a free port, and the Redis a deployment runs on: a single
+//! server, a Cluster ([`RedisCluster`]) or a Sentinel group ([`SentinelGroup`]).
+//!
+//! Replicas of the groups authenticate to their primary as the ACL user `replicator`;
+//! switching that user off on a primary ([`cut_replication`]) leaves its replica
+//! connected to nothing, still eligible for promotion, so a test can make a failover lose
+//! the last writes.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::redis_cluster::RedisCluster;
+use super::redis_sentinel::SentinelGroup;
+use super::{Scratch, free_port, poll_until};
+
+/// A redis-server process on a free port, logging into a folder of its own: killed and
+/// restarted, it comes back on the same port with the same arguments.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    /// A config file read first (a sentinel's, which Sentinel rewrites as it learns).
+    config: Option<PathBuf>,
+    /// Options after the common ones (port, bind, folder, log).
+    args: Vec<String>,
+    child: Mutex<Option<Child>>,
+}
+
+impl RedisServer {
+    /// A plain server without persistence: killed and restarted, it comes back empty.
+    pub fn start(scratch: &Scratch) -> Self {
+        Self::launch(scratch, "redis", None, no_persistence())
+    }
+
+    /// A server called `name` (its folder under `scratch`), started from `config` when
+    /// given, with `args` after the common options; waits until it answers PING.
+    pub fn launch(
+        scratch: &Scratch,
+        name: &str,
+        config: Option<PathBuf>,
+        args: Vec<String>,
+    ) -> Self {
+        let dir = scratch.join(name);
+        fs::create_dir_all(&dir).expect("redis folder");
+        let server = Self {
+            port: free_port(),
+            dir,
+            config,
+            args,
+            child: Mutex::new(None),
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The server's folder (data, config, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts redis-server on the port (again) and waits until it answers PING.
+    pub fn restart(&self) {
+        let log = self.dir.join("redis.log");
+        let child = Command::new("redis-server")
+            .args(self.config.iter())
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--daemonize", "no", "--dir"])
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/services.sh installs it)");
+        *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on port {}; see {}",
+                self.port,
+                log.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    pub fn kill(&self) {
+        if let Some(mut child) = self
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process still runs (it was not killed).
+    pub fn is_running(&self) -> bool {
+        self.child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// `redis-cli ARGS` against this server; its output (server errors included, as
+    /// redis-cli prints them). Blocking: call it from `spawn_blocking` in async code.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli {args:?} on {}: {}",
+            self.port,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The value of `field` in this server's `INFO section`.
+    pub fn info(&self, section: &str, field: &str) -> Option<String> {
+        self.cli(&["INFO", section]).lines().find_map(|line| {
+            let (name, value) = line.trim().split_once(':')?;
+            (name == field).then(|| value.to_owned())
+        })
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options of a data node that keeps nothing on disk.
+pub fn no_persistence() -> Vec<String> {
+    ["--save", "", "--appendonly", "no"]
+        .map(str::to_owned)
+        .into()
+}
+
+/// Bound for a topology to form or fail over: a set-up step, not a behaviour under test.
+pub const FORM: Duration = Duration::from_secs(60);
+/// How long a primary may stay silent before it is failed over (Cluster node timeout,
+/// Sentinel `down-after-milliseconds`). Short, so failovers take seconds; not shorter,
+/// so a machine busy compiling does not fail a primary over by itself.
+pub const SILENCE_MS: &str = "2000";
+const REPLICATION_USER: &str = "replicator";
+const REPLICATION_PASSWORD: &str = "ofertasws-replication";
+
+/// Every data node has the replication user, and replicates as it: after a failover the
+/// promoted node serves replicas the same way.
+pub fn data_node_args() -> Vec<String> {
+    let mut args = no_persistence();
+    args.extend(
+        [
+            "--user",
+            REPLICATION_USER,
+            "on",
+            &format!(">{REPLICATION_PASSWORD}"),
+            "~*",
+            "&*",
+            "+@all",
+            "--masteruser",
+            REPLICATION_USER,
+            "--masterauth",
+            REPLICATION_PASSWORD,
+        ]
+        .map(str::to_owned),
+    );
+    args
+}
+
+/// Stops `primary` from replicating: its replication user is switched off and its
+/// replicas' connections closed, so they cannot reconnect. Returns once no replica is
+/// connected.
+pub fn cut_replication(primary: &RedisServer) {
+    primary.cli(&["ACL", "SETUSER", REPLICATION_USER, "off"]);
+    primary.cli(&["CLIENT", "KILL", "USER", REPLICATION_USER]);
+    poll_until(FORM, "replicas disconnected", || {
+        primary.info("replication", "connected_slaves").as_deref() == Some("0")
+    });
+}
+
+/// Whether `node` is a replica whose link to its primary is up.
+pub fn replica_in_sync(node: &RedisServer) -> bool {
+    node.info("replication", "role").as_deref() == Some("slave")
+        && node.info("replication", "master_link_status").as_deref() == Some("up")
+}
+
+/// Whether `node` says it is a primary.
+pub fn is_primary(node: &RedisServer) -> bool {
+    node.is_running() && node.info("replication", "role").as_deref() == Some("master")
+}
+
+/// The Redis a deployment runs on.
+pub enum Topology {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+    Sentinel(SentinelGroup),
+}
+
+impl Topology {
+    /// `REDIS_URL` for the services.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Single(server) => server.url(),
+            Self::Cluster(cluster) => cluster.url(),
+            Self::Sentinel(group) => group.url(),
+        }
+    }
+
+    /// redis-cli's arguments to reach the data: the server, a cluster node (following
+    /// redirections) or the current primary.
+    pub fn cli_args(&self) -> Vec<String> {
+        let (port, cluster) = match self {
+            Self::Single(server) => (server.port, false),
+            Self::Cluster(cluster) => (cluster.primaries()[0].port, true),
+            Self::Sentinel(group) => (group.primary().port, false),
+        };
+        let mut args = vec!["-h".to_owned(), "127.0.0.1".to_owned()];
+        args.extend(["-p".to_owned(), port.to_string()]);
+        if cluster {
+            args.push("-c".to_owned());
+        }
+        args
+    }
+
+    /// The primaries holding data now (one, unless a Cluster).
+    pub fn primaries(&self) -> Vec<&RedisServer> {
+        match self {
+            Self::Single(server) => vec![server],
+            Self::Cluster(cluster) => cluster.primaries(),
+            Self::Sentinel(group) => vec![group.primary()],
+        }
+    }
+
+    /// The primary holding `key` now and the replica that would replace it.
+    pub fn primary_and_replica_for(&self, key: &str) -> (&RedisServer, &RedisServer) {
+        match self {
+            Self::Single(_) => panic!("a single server has no replica"),
+            Self::Cluster(cluster) => {
+                let primary = cluster.primary_for(key);
+                (primary, cluster.replica_of(primary))
+            }
+            Self::Sentinel(group) => {
+                let primary = group.primary();
+                (primary, group.other(primary))
+            }
+        }
+    }
+
+    /// Waits until `replica` has replaced its failed primary and every client-facing
+    /// view (the cluster's nodes, the sentinels) agrees; returns when it said it was
+    /// primary.
+    pub fn wait_promoted(&self, replica: &RedisServer) -> Instant {
+        match self {
+            Self::Single(_) => panic!("a single server has no replica"),
+            Self::Cluster(cluster) => cluster.wait_promoted(replica),
+            Self::Sentinel(group) => group.wait_promoted(replica),
+        }
+    }
+
+    /// The single server (scenarios that kill and restart the whole of Redis).
+    fn single(&self) -> &RedisServer {
+        match self {
+            Self::Single(server) => server,
+            _ => panic!("only a single Redis server is killed and restarted whole"),
+        }
+    }
+
+    /// SIGKILL the server.
+    pub fn kill(&self) {
+        self.single().kill();
+    }
+
+    /// Starts the killed server again, empty.
+    pub fn restart(&self) {
+        self.single().restart();
+    }
+}
