@@ -94,9 +94,10 @@ bench_wait_ready() {
 
 # bench_start_refresher PORT: `refresh-service run` with its status port on PORT; returns
 # once it listens on P:refresh and its start-up refresh has made a snapshot current.
+# REFRESH_BIN=DIR runs DIR/refresh-service instead (an older build, to compare).
 bench_start_refresher() {
   local port="$1" log="$bench_logs/refresh-service.log" i
-  REFRESH_METRICS_BIND="127.0.0.1:$port" "$BENCH_BIN/refresh-service" run >"$log" 2>&1 &
+  REFRESH_METRICS_BIND="127.0.0.1:$port" "${REFRESH_BIN:-$BENCH_BIN}/refresh-service" run >"$log" 2>&1 &
   bench_pids+=("$!")
   bench_wait_ready refresh-service "http://127.0.0.1:$port/ready" "$log"
   for ((i = 0; i < 300; i++)); do

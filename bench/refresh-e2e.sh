@@ -11,6 +11,8 @@
 # The daemon's start-up refresh (it finds no snapshot) warms it up before the first run.
 # Raw CSV: .local/bench/refresh-e2e.csv; daemon log: .local/bench/refresh-e2e-logs/.
 #
+# REFRESH_BIN=DIR times DIR/refresh-service instead of this build's (compare builds).
+#
 # Usage: bench/refresh-e2e.sh [OFFERS (default 7000)] [RUNS (default 20)]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
