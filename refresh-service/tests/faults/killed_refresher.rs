@@ -75,13 +75,23 @@ async fn a_refresher_killed_mid_refresh_lets_its_lock_expire_and_never_leaves_a_
         .await;
 
     // No partial version was ever current, and none is left: only the two complete
-    // versions have keys.
+    // versions have keys (their bodies, and the deltas built once each was current).
     let checks = checker.finish(&second).await;
     checks.assert_never_torn();
     assert_eq!(checks.versions, [first.version.clone(), second.clone()]);
     let pattern = format!("{}:{{snapshot}}:v:*", stack.prefix);
     let keys = stack.redis_cli(format!("KEYS {pattern}\n")).await;
-    let mut keys: Vec<&str> = keys.lines().collect();
+    let (deltas, mut keys): (Vec<&str>, Vec<&str>) = keys
+        .lines()
+        .partition(|key| key.ends_with(":dcz") || key.ends_with(":deltas"));
+    for key in deltas {
+        assert!(
+            [&first.version, &second]
+                .iter()
+                .any(|v| key.contains(&format!(":v:{v}:"))),
+            "{key} belongs to no complete version"
+        );
+    }
     keys.sort_unstable();
     let mut expected: Vec<String> = [&first.version, &second]
         .iter()
