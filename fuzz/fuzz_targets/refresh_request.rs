@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::events::{MAX_REQUEST_BYTES, RefreshRequest, RequestRejected};
+use shared::events::{MAX_REQUEST_BYTES, RefreshRequest, RequestRejected, Trigger};
 
 fuzz_target!(|data: &[u8]| {
     let parsed = RefreshRequest::parse(data);
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
                 ..RefreshRequest::default()
             };
             assert_eq!(request, &want);
-            assert_eq!(request.trigger(), RefreshRequest::DEFAULT_TRIGGER);
+            assert_eq!(request.trigger(), Trigger::Ops);
         }
     }
 
