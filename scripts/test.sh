@@ -135,7 +135,7 @@ main() {
     [[ "$arg" == -- ]] && break
     case "$arg" in -p | -p* | --package | --package=*) scope=() ;; esac
   done
-  step "cargo test" cargo test "${scope[@]}" "$@"
+  step "cargo test" cargo test --no-fail-fast "${scope[@]}" "$@"
   # Whole-workspace runs only: schemathesis and the fuzz targets, CI sizes.
   if [[ ${#scope[@]} -gt 0 ]]; then
     step "hostile input" bash scripts/hostile.sh
