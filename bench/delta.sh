@@ -13,7 +13,7 @@
 #     `Available-Dictionary` with the earlier document, checked (RFC 9842 header and
 #     dictionary hash; decodes with `zstd -d --patch-from` in the window RFC 9842
 #     allows to the new document); until then the delta that
-#     refresh-service/examples/delta_settings.rs builds from the two documents with its
+#     refresh-service/examples/delta_settings builds from the two documents with its
 #     recommended setting, checked the same way;
 #   - the zstd and gzip bodies, and the limit `zstd --patch-from=OLD --ultra -22 --long=27`;
 #   - the ratios, with PASS/FAIL against the targets of issue 12: dcz ≤ 1.3 × limit for

@@ -5,7 +5,7 @@
 # of `snapshot.updated` to each replica answering with the new ETag; p50 and p99 per
 # replica and for all replicas switched.
 #
-# refresh-service/examples/latency.rs subscribes to P:events, publishes the refresh
+# refresh-service/examples/latency/ subscribes to P:events, publishes the refresh
 # request and polls every replica with authenticated HEAD requests, back to back on one
 # keep-alive connection each (BENCH_POLL_GAP_US puts a pause between polls), from before
 # the request until that replica serves the new ETag. Latencies start at the refresher's

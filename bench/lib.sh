@@ -14,7 +14,8 @@ bench_pids=()
 bench_db=""
 
 # bench_change_offer N: changes one live offer, a different one for each N, so the next
-# refresh publishes a new snapshot (the statement examples/latency.rs runs between runs).
+# refresh publishes a new snapshot (the statement examples/latency/bench.rs runs
+# between runs).
 bench_change_offer() {
   psql -q -X -v ON_ERROR_STOP=1 -v n="$1" "$DATABASE_URL" >/dev/null <<'SQL'
 update ofertas set title = title || '.', updated_at = now()

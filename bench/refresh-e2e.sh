@@ -6,7 +6,7 @@
 # request's outcome is `success`. Prints median and p90, next to the in-process
 # `execution_time_ms` of the same refreshes (bench/refresh.sh measures only that one).
 #
-# The timing runs in refresh-service/examples/latency.rs: one process, one monotonic
+# The timing runs in refresh-service/examples/latency/: one process, one monotonic
 # clock, the same Redis client the services use, no interpreter in the measured path.
 # The daemon's start-up refresh (it finds no snapshot) warms it up before the first run.
 # Raw CSV: .local/bench/refresh-e2e.csv; daemon log: .local/bench/refresh-e2e-logs/.
