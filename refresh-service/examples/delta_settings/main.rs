@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
                 Some(clock) => {
                     let (ranker, zone) = ranker_and_zone(&settings)?;
                     let variant = |path: &Path| {
-                        Snapshot::load(&ranker, path)?.variant(&ranker, clock, decimals, zone)
+                        Snapshot::load(&ranker, path, zone)?.variant(&ranker, clock, decimals, zone)
                     };
                     println!("re-ranked: clock {clock:?}, {decimals} decimals");
                     (variant(&old)?.text, variant(&new)?.text)

@@ -68,8 +68,8 @@ pub(crate) fn stability(
         let [label, old, new] = pair else {
             bail!("--pair takes LABEL OLD NEW");
         };
-        let old = Snapshot::load(&ranker, Path::new(old))?;
-        let new = Snapshot::load(&ranker, Path::new(new))?;
+        let old = Snapshot::load(&ranker, Path::new(old), zone)?;
+        let new = Snapshot::load(&ranker, Path::new(new), zone)?;
         for &clock in clocks {
             for &places in decimals {
                 let old_variant = old.variant(&ranker, clock, places, zone)?;
