@@ -72,7 +72,7 @@ psql -q -X "$DATABASE_URL" -c "update ofertas set price = price + 1, updated_at 
 
 # start_api BIN PORT LOG: api-service BIN on PORT; prints its pid once it is ready.
 start_api() {
-  API_BIND="127.0.0.1:$2" "$1" serve 2>"$3" &
+  API_BIND="127.0.0.1:$2" "$1" serve >/dev/null 2>"$3" &
   local pid=$! i
   for ((i = 0; i < 100; i++)); do
     curl -sf "http://127.0.0.1:$2/ready" >/dev/null && break
