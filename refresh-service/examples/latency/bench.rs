@@ -68,6 +68,25 @@ impl Bench {
         })
     }
 
+    /// Waits until the delta index of `version` is written (the refresher's delta build
+    /// after that refresh is done), for at most `within`; returns how long it took, or
+    /// `None` when it was not written in time (a refresher that builds no deltas).
+    pub(crate) async fn deltas_ready(
+        &self,
+        version: &str,
+        within: std::time::Duration,
+    ) -> anyhow::Result<Option<std::time::Duration>> {
+        let store = shared::store::SnapshotStore::new(self.redis.clone(), self.keys.clone());
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if store.deltas(version).await?.is_some() {
+                return Ok(Some(started.elapsed()));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(None)
+    }
+
     /// Changes an offer, publishes a refresh request and waits for both the new snapshot's
     /// `snapshot.updated` and the request's outcome, which must be `success`.
     pub(crate) async fn refresh(&mut self, run: usize) -> anyhow::Result<Refreshed> {

@@ -54,6 +54,12 @@ struct Args {
     /// Quiet time between runs, so each starts from an idle system.
     #[arg(long, default_value_t = 300)]
     pause_ms: u64,
+    /// Before the next run, wait up to this long (ms) for the refresher to have built the
+    /// deltas of the version just published: in production refreshes are hours apart, so
+    /// a refresh never shares the cores with the previous one's delta build. 0: do not
+    /// wait (a refresher that builds no deltas).
+    #[arg(long, default_value_t = 30_000)]
+    deltas_timeout_ms: u64,
     /// CSV file that receives the raw measurements.
     #[arg(long)]
     out: PathBuf,

@@ -10,9 +10,23 @@ use crate::stats::{median, ms, percentile, sorted};
 
 pub(crate) async fn refresh_bench(bench: &mut Bench, args: &Args) -> anyhow::Result<String> {
     let mut csv = String::from("run,end_to_end_ms,execution_time_ms,outside_ms,version\n");
-    let (mut total, mut inside) = (Vec::new(), Vec::new());
+    let (mut total, mut inside, mut deltas) = (Vec::new(), Vec::new(), Vec::new());
+    let deltas_within = Duration::from_millis(args.deltas_timeout_ms);
     for run in 1..=args.runs {
         let r = bench.refresh(run).await?;
+        if !deltas_within.is_zero() {
+            let ready = bench
+                .deltas_ready(&r.updated.version, deltas_within)
+                .await?;
+            let ready = ready.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no delta index for {} within {deltas_within:?} (use --deltas-timeout-ms 0 \
+                     for a refresher that builds none)",
+                    r.updated.version
+                )
+            })?;
+            deltas.push(ready.as_secs_f64() * 1000.0);
+        }
         let e2e = ms(r.requested, r.updated_at);
         writeln!(
             csv,
@@ -25,7 +39,7 @@ pub(crate) async fn refresh_bench(bench: &mut Bench, args: &Args) -> anyhow::Res
         inside.push(r.execution_time_ms as f64);
         tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
     }
-    let (total, inside) = (sorted(total), sorted(inside));
+    let (total, inside, deltas) = (sorted(total), sorted(inside), sorted(deltas));
     println!(
         "refresh end to end (PUBLISH {} → snapshot.updated received), {} runs: \
          median {:.1} ms, p90 {:.1} ms, min {:.1} ms, max {:.1} ms",
@@ -42,5 +56,13 @@ pub(crate) async fn refresh_bench(bench: &mut Bench, args: &Args) -> anyhow::Res
         median(&inside),
         percentile(&inside, 90.0)
     );
+    if !deltas.is_empty() {
+        println!(
+            "  deltas of each version ready (waited for before the next run) after \
+             snapshot.updated: median {:.0} ms, max {:.0} ms",
+            median(&deltas),
+            deltas[deltas.len() - 1]
+        );
+    }
     Ok(csv)
 }
