@@ -207,3 +207,45 @@ pub fn workspace_binary(next_to: &str, package: &str) -> std::path::PathBuf {
     );
     binary
 }
+
+/// A folder under the system temp dir for one test's servers, files and logs, open to
+/// every user (PostgreSQL and nginx workers run as other users when the tests run as
+/// root): removed after a pass, kept and named on stderr after a failure.
+pub struct Scratch {
+    /// The folder.
+    pub path: std::path::PathBuf,
+}
+
+impl Scratch {
+    /// A new folder named after `kind`.
+    ///
+    /// # Panics
+    /// When the folder cannot be made (a test set-up failure).
+    #[allow(clippy::expect_used)]
+    pub fn new(kind: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!(
+            "ofertasws-{kind}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path).expect("scratch folder");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod scratch folder");
+        Self { path }
+    }
+
+    /// `name` inside the folder.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

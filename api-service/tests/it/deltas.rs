@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use reqwest::Response;
-use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -101,15 +100,7 @@ async fn a_returning_client_gets_the_delta_from_the_document_it_holds() {
     );
     assert!(!etags.contains(&zstd_etag));
 
-    let meta: Value = http()
-        .get(api.url("/api/v4/ofertasws/meta"))
-        .header("authorization", bearer(&user_token()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_meta(&api).await;
     let listed: Vec<(&str, &str)> = meta["deltas"]
         .as_array()
         .unwrap()

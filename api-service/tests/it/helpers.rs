@@ -100,6 +100,19 @@ pub async fn get_json(api: &TestApi, path: &str) -> Value {
         .unwrap()
 }
 
+/// `GET /api/v4/ofertasws/meta` with a user token, as JSON.
+pub async fn get_meta(api: &TestApi) -> Value {
+    http()
+        .get(api.url("/api/v4/ofertasws/meta"))
+        .header("authorization", bearer(&user_token()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Text body of an unauthenticated GET of `path`.
 pub async fn get_text(api: &TestApi, path: &str) -> String {
     http()

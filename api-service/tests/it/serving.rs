@@ -224,15 +224,7 @@ async fn before_the_first_snapshot_the_api_answers_503_and_is_not_ready() {
     let written = Writer::new(&prefix.0).await.publish(2, true).await;
     wait_for_version(&api, &written.meta.version, Duration::from_secs(5)).await;
     assert_eq!(get_status(&api, "/ready").await, 200);
-    let meta: Value = http()
-        .get(api.url("/api/v4/ofertasws/meta"))
-        .header("authorization", bearer(&user_token()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_meta(&api).await;
     assert_eq!(meta["version"], written.meta.version.as_str());
     assert_eq!(meta["etag"], written.meta.etag.as_str());
     assert_eq!(meta["count"], 2);

@@ -69,7 +69,7 @@ fn assert_document(report: &HashMap<String, String>, meta: &Meta, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_downloads_a_refresh_as_a_dcz_delta_and_decodes_it() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("browser");
     let mut backend = Backend::seeded(&scratch, LIVE_OFFERS).await;
     backend.refresh_once(&scratch.join("refresh-1.log")).await;
     backend.start_replicas(&scratch, 2).await;

@@ -33,39 +33,7 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A folder for the test's logs and files: removed after a pass, kept (and named on
-/// stderr) after a failure.
-pub struct Scratch {
-    pub path: PathBuf,
-}
-
-impl Scratch {
-    pub fn new() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "ofertasws-browser-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        public_folder(&path);
-        Self { path }
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "browser test: logs kept in {} (nginx access.log, *.log, chromium.log, netlog.json)",
-                self.path.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
+pub use shared::testing::Scratch;
 
 /// Creates `path` readable by everyone: nginx's workers run as `nobody` when the tests
 /// run as root, and must read the page and its control file.

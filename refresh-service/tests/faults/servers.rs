@@ -71,37 +71,7 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
-/// A folder under the system temp dir for one server or deployment.
-pub struct Scratch {
-    pub path: PathBuf,
-}
-
-impl Scratch {
-    pub fn new(kind: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "ofertasws-{kind}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        fs::create_dir_all(&path).expect("scratch folder");
-        // The postgres user must be able to enter it.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod scratch");
-        Self { path }
-    }
-
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.path.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
+pub use shared::testing::Scratch;
 
 /// The directory holding initdb and pg_ctl: the newest `/usr/lib/postgresql/N/bin`,
 /// else `pg_config --bindir` (as scripts/lib.sh `pg_bindir` looks for them).
