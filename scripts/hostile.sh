@@ -253,7 +253,7 @@ run_fuzz() {
   export PATH="$CARGO_BIN_ROOT/bin:$PATH"
   # cargo-fuzz passes -Z flags; the pinned stable toolchain accepts them with this.
   export RUSTC_BOOTSTRAP=1
-  # No sanitizer: the code under test forbids `unsafe`; the targets assert properties.
+  # No sanitizer: the code under test has no `unsafe`; the targets assert properties.
   # Release profile as in production, plus overflow checks (fuzz/Cargo.toml).
   local build=(--sanitizer none --release --target-dir "$FUZZ_TARGET_DIR")
   info "building the fuzz targets (cargo fuzz build)"
