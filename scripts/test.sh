@@ -2,6 +2,7 @@
 # Runs every check and test of the workspace:
 #   cargo fmt --all --check
 #   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo doc --workspace --no-deps with RUSTDOCFLAGS=-D warnings   (broken doc links)
 #   scripts/check-deploy.sh   (Kubernetes, Compose, Prometheus, Grafana files; offline)
 #   cargo test --workspace [EXTRA ARGS...]   (only the given packages with -p NAME)
 #   scripts/hostile.sh        (schemathesis + cargo-fuzz, CI sizes; not with -p NAME)
@@ -128,6 +129,7 @@ main() {
 
   step "cargo fmt" cargo fmt --all --check
   step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+  step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
   step "deploy checks" bash scripts/check-deploy.sh
   # `--workspace` would override a package selection given by the caller.
   local arg scope=(--workspace)

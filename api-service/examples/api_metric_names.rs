@@ -6,17 +6,11 @@
 use api_service::metrics::Metrics;
 use api_service::route_table::Route;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let metrics = Metrics::default();
     let route = metrics.route(Route::Snapshot.label(), &[(200, "zstd")]);
     metrics.observe_route(&route, 200, "zstd", 1, 0.001);
-    let meta = serde_json::from_str(
-        r#"{"version": "1-abc", "seq": 1, "etag": "\"1-abc\"", "count": 1,
-            "generated_at": "2026-11-30T15:00:00.000Z", "content_hash": "abc",
-            "json_bytes": 2, "gzip_bytes": 1, "zstd_bytes": 1,
-            "json_hash": "", "gzip_hash": "", "zstd_hash": ""}"#,
-    )?;
+    let meta = shared::testing::sample_meta(b"{}", b"gz", b"zs");
     metrics.snapshot_loaded(&meta);
     print!("{}", metrics.render(None, false, None));
-    Ok(())
 }

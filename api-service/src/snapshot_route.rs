@@ -78,7 +78,7 @@ impl SnapshotRoute {
         path == SNAPSHOT_PATH
     }
 
-    /// Answers one request: the bearer token first, then [`reply`]. The request is
+    /// Answers one request: the bearer token first, then `reply`. The request is
     /// counted in the metrics and, when traces are exported, gets a span.
     pub fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<SnapshotBody> {
         let started = Instant::now();

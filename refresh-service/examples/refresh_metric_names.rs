@@ -8,17 +8,11 @@ use std::time::Duration;
 use refresh_service::metrics::{RefreshMetrics, Stage};
 use shared::events::RefreshStatus;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let metrics = RefreshMetrics::default();
     metrics.stage(Stage::Total, Duration::from_millis(1));
-    let meta = serde_json::from_str(
-        r#"{"version": "1-abc", "seq": 1, "etag": "\"1-abc\"", "count": 1,
-            "generated_at": "2026-11-30T15:00:00.000Z", "content_hash": "abc",
-            "json_bytes": 2, "gzip_bytes": 1, "zstd_bytes": 1,
-            "json_hash": "", "gzip_hash": "", "zstd_hash": ""}"#,
-    )?;
+    let meta = shared::testing::sample_meta(b"{}", b"gz", b"zs");
     metrics.outcome(RefreshStatus::Success, Some(&meta));
     metrics.delta_built(1, 1, Duration::from_millis(1));
     print!("{}", metrics.render());
-    Ok(())
 }

@@ -249,3 +249,27 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// Metadata of a one-offer snapshot whose bodies are `document`, `gzip` and `zstd`, with
+/// the sizes and hashes they really have: for tests and tools that need a plausible
+/// snapshot without building one.
+pub fn sample_meta(document: &[u8], gzip: &[u8], zstd: &[u8]) -> crate::snapshot::SnapshotMeta {
+    use crate::snapshot::{SnapshotMeta, hash_hex, sha256_hex};
+    let content_hash = hash_hex(document);
+    let version = SnapshotMeta::version_for(1, &content_hash);
+    SnapshotMeta {
+        etag: SnapshotMeta::etag_for(&version),
+        version,
+        seq: 1,
+        count: 1,
+        generated_at: chrono::DateTime::UNIX_EPOCH,
+        content_hash,
+        json_bytes: document.len() as u64,
+        gzip_bytes: gzip.len() as u64,
+        zstd_bytes: zstd.len() as u64,
+        json_hash: hash_hex(document),
+        json_sha256: Some(sha256_hex(document)),
+        gzip_hash: hash_hex(gzip),
+        zstd_hash: hash_hex(zstd),
+    }
+}

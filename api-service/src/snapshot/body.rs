@@ -4,7 +4,7 @@
 //! The identity document is the one body that is not stored: it is held decompressed
 //! only up to `API_IDENTITY_HOLD_MB`. A larger one (a catalogue of hundreds of thousands
 //! of offers) is decompressed per request on a blocking thread, [`CHUNK_BYTES`] at a time
-//! and at most [`CHUNKS_AHEAD`] chunks ahead of the socket, so a response's memory stays a
+//! and at most `CHUNKS_AHEAD` chunks ahead of the socket, so a response's memory stays a
 //! few chunks whatever the document's size. Clients that accept zstd or gzip never get it.
 
 use std::io::{self, Read};

@@ -90,27 +90,35 @@ pub async fn get_status(api: &TestApi, path: &str) -> u16 {
 
 /// JSON body of an unauthenticated GET of `path`.
 pub async fn get_json(api: &TestApi, path: &str) -> Value {
-    http()
-        .get(api.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(http().get(api.url(path))).await
 }
 
 /// `GET /api/v4/ofertasws/meta` with a user token, as JSON.
 pub async fn get_meta(api: &TestApi) -> Value {
-    http()
-        .get(api.url("/api/v4/ofertasws/meta"))
-        .header("authorization", bearer(&user_token()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(
+        http()
+            .get(api.url("/api/v4/ofertasws/meta"))
+            .header("authorization", bearer(&user_token())),
+    )
+    .await
+}
+
+/// The JSON body `request` gets.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// The body of `response`, checked to be as long as its `Content-Length` says.
+pub async fn sized_body(response: reqwest::Response) -> Bytes {
+    let length: usize = response
+        .headers()
+        .get("content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a Content-Length");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), length);
+    body
 }
 
 /// Text body of an unauthenticated GET of `path`.

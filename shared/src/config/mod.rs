@@ -1,8 +1,9 @@
 //! Typed settings read from the environment (and a `.env` file), validated at start.
 //!
 //! Each service flattens the groups it needs into its clap command, so every variable is
-//! also a `--flag`: [`redis`] (both), [`refresh`] and [`api`]. Validation turns a bad
-//! value into one [`ConfigError`] line naming the variable; nothing here panics.
+//! also a `--flag`: [`RedisSettings`] (both), [`RefreshSettings`] and [`ApiSettings`].
+//! Validation turns a bad value into one [`ConfigError`] line naming the variable; nothing
+//! here panics.
 
 mod api;
 mod redis;
