@@ -154,7 +154,7 @@ impl Default for Metrics {
         );
         registry.register(
             "http_dictionary_unmatched",
-            "Requests whose Available-Dictionary named no version a delta is held from",
+            "Available-Dictionary values naming no held delta (the current document aside)",
             metrics.dictionary_unmatched.clone(),
         );
         registry.register(

@@ -159,7 +159,7 @@ impl SnapshotRoute {
         let delta = match available_dictionary(headers) {
             Some(dictionary) => {
                 let delta = snapshot.delta_from(&dictionary);
-                if delta.is_none() {
+                if delta.is_none() && !snapshot.is_own_document(&dictionary) {
                     self.metrics.dictionary_unmatched();
                 }
                 delta

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use poem::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use shared::delta::Delta;
+use shared::delta::{Delta, sha256_bytes};
 use shared::snapshot::SnapshotMeta;
 
 use crate::negotiate::{DCZ, Encoding};
@@ -244,5 +244,11 @@ impl Snapshot {
             .iter()
             .find(|d| &d.dictionary == dictionary)
             .map(|d| &d.variant)
+    }
+
+    /// Whether `dictionary` names this snapshot's own document: its client is up to date
+    /// (and normally revalidates to a 304), so no delta is missing for it.
+    pub fn is_own_document(&self, dictionary: &[u8; 32]) -> bool {
+        sha256_bytes(&self.json_sha256).as_ref() == Some(dictionary)
     }
 }

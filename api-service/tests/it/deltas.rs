@@ -163,7 +163,7 @@ async fn if_none_match_wins_over_a_dictionary_and_matches_the_delta_etag() {
 
 #[tokio::test]
 async fn dcz_is_chosen_by_q_value_and_any_other_dictionary_gets_the_best_whole_encoding() {
-    let (_prefix, writer, [first, second, _], api) = api_with_deltas().await;
+    let (_prefix, writer, [first, second, third], api) = api_with_deltas().await;
     let dictionary = available_dictionary(&first.document);
     let by_q = [
         ("dcz;q=0, zstd, gzip", Some("zstd")),
@@ -186,15 +186,18 @@ async fn dcz_is_chosen_by_q_value_and_any_other_dictionary_gets_the_best_whole_e
         assert_eq!(header(&response, "content-encoding"), want, "{accept}");
     }
     // Unknown (a retained version with no delta to this one), stale (no longer
-    // retained), malformed, repeated: ignored, the best whole encoding is sent.
+    // retained), malformed, repeated, the current document itself: ignored, the best
+    // whole encoding is sent.
     let unknown = available_dictionary(b"a document this API never served");
     let older = writer.build(299).await.2;
     let stale = available_dictionary(&older);
     let second_dictionary = available_dictionary(&second.document);
+    let current = available_dictionary(&third.document);
     let oversized = "x".repeat(10_000);
     let cases: Vec<Vec<(&str, &str)>> = vec![
         vec![("available-dictionary", &unknown)],
         vec![("available-dictionary", &stale)],
+        vec![("available-dictionary", &current)],
         vec![("available-dictionary", ":not base64!:")],
         vec![(
             "available-dictionary",
@@ -225,7 +228,11 @@ async fn dcz_is_chosen_by_q_value_and_any_other_dictionary_gets_the_best_whole_e
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(unmatched, 2, "the unknown and the stale dictionary");
+    assert_eq!(
+        unmatched, 2,
+        "the unknown and the stale dictionary; a client holding the current document \
+         lacks no delta"
+    );
 }
 
 #[tokio::test]

@@ -12,8 +12,7 @@
 //! Needs `redis-server` and `redis-cli` ≥ 7, the PostgreSQL server binaries (as
 //! `scripts/services.sh` installs them) and the ONNX Runtime library of
 //! `scripts/onnxruntime.sh`. Run just this binary: `cargo test -p refresh-service --test
-//! topologies`; the pub/sub measurement of the README: `cargo test -p refresh-service
-//! --test topologies -- --ignored --nocapture sharded`.
+//! topologies`; the pub/sub measurement of the README: `bench/pubsub.sh`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
