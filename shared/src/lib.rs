@@ -16,5 +16,5 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -262,7 +262,9 @@ pub fn sample_meta(document: &[u8], gzip: &[u8], zstd: &[u8]) -> crate::snapshot
         version,
         seq: 1,
         count: 1,
-        generated_at: chrono::DateTime::UNIX_EPOCH,
+        // 2026-11-22T15:00:00.123Z: a time with milliseconds, as refreshes write them.
+        generated_at: chrono::DateTime::from_timestamp_millis(1_795_359_600_123)
+            .unwrap_or_default(),
         content_hash,
         json_bytes: document.len() as u64,
         gzip_bytes: gzip.len() as u64,

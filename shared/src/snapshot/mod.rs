@@ -199,32 +199,11 @@ pub mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn sample(document: &[u8], gzip: &[u8], zstd: &[u8]) -> SnapshotMeta {
-        let content_hash = hash_hex(b"rows");
-        let version = SnapshotMeta::version_for(3, &content_hash);
-        SnapshotMeta {
-            etag: SnapshotMeta::etag_for(&version),
-            version,
-            seq: 3,
-            count: 1,
-            generated_at: DateTime::parse_from_rfc3339("2026-11-22T15:00:00.123Z")
-                .map(|at| at.with_timezone(&Utc))
-                .unwrap_or_default(),
-            content_hash,
-            json_bytes: document.len() as u64,
-            gzip_bytes: gzip.len() as u64,
-            zstd_bytes: zstd.len() as u64,
-            json_hash: hash_hex(document),
-            json_sha256: Some(sha256_hex(document)),
-            gzip_hash: hash_hex(gzip),
-            zstd_hash: hash_hex(zstd),
-        }
-    }
+    use crate::testing::sample_meta;
 
     #[test]
     fn meta_round_trips_through_json_with_millisecond_timestamps() {
-        let meta = sample(b"{}", b"gz", b"zs");
+        let meta = sample_meta(b"{}", b"gz", b"zs");
         let json = serde_json::to_string(&meta).unwrap_or_default();
         assert!(
             json.contains(r#""generated_at":"2026-11-22T15:00:00.123Z""#),
@@ -236,7 +215,7 @@ mod tests {
 
     #[test]
     fn verify_accepts_the_recorded_bodies_and_refuses_others() {
-        let meta = sample(b"{}", b"gz", b"zs");
+        let meta = sample_meta(b"{}", b"gz", b"zs");
         assert_eq!(meta.verify_body(Codec::Gzip, b"gz"), Ok(()));
         assert_eq!(meta.verify_body(Codec::Zstd, b"zs"), Ok(()));
         assert_eq!(meta.verify_document(b"{}"), Ok(()));
@@ -265,7 +244,7 @@ mod tests {
         );
         assert_eq!((hashes.bytes, hashes.blake3), (3, hash_hex(b"abc")));
 
-        let mut meta = sample(b"{}", b"gz", b"zs");
+        let mut meta = sample_meta(b"{}", b"gz", b"zs");
         meta.json_sha256 = Some(empty.to_owned());
         assert_eq!(
             meta.verify_document(b"{}"),
