@@ -46,15 +46,25 @@ impl RedisServer {
     ) -> Self {
         let dir = scratch.join(name);
         fs::create_dir_all(&dir).expect("redis folder");
-        let server = Self {
+        let mut server = Self {
             port: free_port(),
             dir,
             config,
             args,
             child: Mutex::new(None),
         };
-        server.restart();
-        server
+        // Another process may take the port before the server binds it (an outgoing
+        // connection's ephemeral port): the server exits then, and gets another port.
+        for _ in 0..5 {
+            if server.start_process() {
+                return server;
+            }
+            server.port = free_port();
+        }
+        panic!(
+            "redis-server {name} could not bind a port; see {}",
+            server.dir.display()
+        );
     }
 
     pub fn url(&self) -> String {
@@ -71,8 +81,19 @@ impl RedisServer {
         &self.dir
     }
 
-    /// Starts redis-server on the port (again) and waits until it answers PING.
+    /// Starts redis-server on the port again and waits until it answers PING.
     pub fn restart(&self) {
+        assert!(
+            self.start_process(),
+            "redis-server exited on restart on port {}; see {}",
+            self.port,
+            self.dir.display()
+        );
+    }
+
+    /// Starts redis-server on the port and waits until it answers PING: true, or false
+    /// when it exited instead (the port was taken).
+    fn start_process(&self) -> bool {
         let log = self.dir.join("redis.log");
         let child = Command::new("redis-server")
             .args(self.config.iter())
@@ -87,9 +108,21 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server runs (scripts/services.sh installs it)");
-        *self.child.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
+        let pid = child.id().to_string();
+        let mut slot = self.child.lock().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.answers() {
+        loop {
+            if let Some(child) = slot.as_mut()
+                && matches!(child.try_wait(), Ok(Some(_)))
+            {
+                *slot = None;
+                return false;
+            }
+            // The server answering must be this one, not another that holds the port.
+            if self.answers() && self.info("server", "process_id").as_deref() == Some(&pid) {
+                return true;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not answer on port {}; see {}",
