@@ -2,9 +2,9 @@
 //!
 //! [`crate::snapshot_route`] answers `GET`/`HEAD /api/v4/ofertasws` before poem sees the
 //! request, so poem-openapi never serves it; [`SnapshotRouteDoc`] implements
-//! [`OpenApi`](trait@poem_openapi::OpenApi) by hand to describe it (statuses, headers, bodies, security) and adds no
-//! route. `tests/it/operations.rs` drives the server into every status declared here and
-//! checks each response against its declaration.
+//! [`OpenApi`](trait@poem_openapi::OpenApi) by hand to describe it (statuses, headers,
+//! bodies, security) and adds no route. `tests/it/operations.rs` drives the server into
+//! every status declared here and checks each response against its declaration.
 
 use std::collections::HashMap;
 
