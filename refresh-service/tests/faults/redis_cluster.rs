@@ -104,7 +104,10 @@ impl RedisCluster {
     fn healthy(&self, expected: usize) -> bool {
         let running: Vec<&RedisServer> = self.nodes.iter().filter(|n| n.is_running()).collect();
         let serving = |node: &&RedisServer| {
-            let table = parse_cluster_nodes(&node.cli(&["CLUSTER", "NODES"]));
+            let Ok(nodes) = node.try_cli(&["CLUSTER", "NODES"]) else {
+                return false;
+            };
+            let table = parse_cluster_nodes(&nodes);
             let owners = table
                 .iter()
                 .filter(|n| n.primary && !n.failed && !n.slots.is_empty());
@@ -116,7 +119,10 @@ impl RedisCluster {
                         .sum::<u32>()
                 })
                 .sum();
-            covered == 16384 && node.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            covered == 16384
+                && node
+                    .try_cli(&["CLUSTER", "INFO"])
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
         };
         running.len() == expected
             && running.iter().all(serving)

@@ -54,7 +54,9 @@ impl SentinelGroup {
         poll_until(FORM, "the sentinels to know each other", || {
             replica_in_sync(&group.data[1])
                 && group.sentinels.iter().all(|s| {
-                    let state = s.cli(&["SENTINEL", "MASTER", SENTINEL_SERVICE]);
+                    let state = s
+                        .try_cli(&["SENTINEL", "MASTER", SENTINEL_SERVICE])
+                        .unwrap_or_default();
                     let fields: Vec<&str> = state.lines().collect();
                     let value = |name: &str| {
                         fields
@@ -116,7 +118,9 @@ impl SentinelGroup {
         let promoted = Instant::now();
         poll_until(FORM, "the sentinels to name the new primary", || {
             self.sentinels.iter().all(|s| {
-                let reply = s.cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE]);
+                let reply = s
+                    .try_cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_SERVICE])
+                    .unwrap_or_default();
                 reply.lines().nth(1).map(str::trim) == Some(&replica.port.to_string())
             })
         });
