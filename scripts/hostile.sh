@@ -67,13 +67,12 @@ done
 SCHEMATHESIS_VERSION="4.32.5"
 CARGO_FUZZ_VERSION="0.13.2"
 VENV="$LOCAL_DIR/venv-schemathesis"
-# Kept between clones, like any CI cache: the cargo-fuzz binary and the fuzz build (its
-# dependencies build once; each clone rebuilds only the workspace crates).
-CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/ofertasws"
+# In CACHE_DIR (lib.sh): the fuzz build's dependencies build once; each clone rebuilds
+# only the workspace crates.
 CARGO_BIN_ROOT="$CACHE_DIR/cargo-fuzz-$CARGO_FUZZ_VERSION"
 FUZZ_TARGET_DIR="$CACHE_DIR/fuzz-target"
 FUZZ_TARGETS=(accept_encoding preconditions available_dictionary authorization refresh_request)
-BIN="$ROOT/target/debug"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 PREFIX="hostile-$$-$(date +%s)"
 DB_NAME="ofertasws_hostile_$$"
 

@@ -21,6 +21,10 @@ PG_DATA="$LOCAL_DIR/pg"
 REDIS_DIR="$LOCAL_DIR/redis"
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 SCRIPT_NAME="$(basename "$0")"
+# Kept between clones, like any CI cache: the cargo-fuzz binary and the fuzz build
+# (scripts/hostile.sh), and in CI the workspace build (scripts/test.sh).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/ofertasws"
 
 # ---------------------------------------------------------------------------- messages
 
