@@ -78,6 +78,9 @@ pub struct Snapshot {
     pub meta: SnapshotMeta,
     /// Lowercase hex SHA-256 of its identity document (computed when it was checked).
     pub json_sha256: String,
+    /// The same SHA-256 as `Available-Dictionary` names it, decoded once here rather
+    /// than on every request that names a dictionary.
+    own_dictionary: Option<[u8; 32]>,
     /// zstd, gzip, identity — indexed by [`Encoding::index`].
     pub variants: [Variant; 3],
     /// The deltas held, by earlier version.
@@ -210,6 +213,7 @@ impl Snapshot {
             deltas_listed,
             modified,
             meta,
+            own_dictionary: sha256_bytes(&json_sha256),
             json_sha256,
         })
     }
@@ -249,6 +253,6 @@ impl Snapshot {
     /// Whether `dictionary` names this snapshot's own document: its client is up to date
     /// (and normally revalidates to a 304), so no delta is missing for it.
     pub fn is_own_document(&self, dictionary: &[u8; 32]) -> bool {
-        sha256_bytes(&self.json_sha256).as_ref() == Some(dictionary)
+        self.own_dictionary.as_ref() == Some(dictionary)
     }
 }
