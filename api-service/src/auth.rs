@@ -13,14 +13,19 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use headers::authorization::Bearer;
+use headers::{Authorization, HeaderMapExt};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
+use poem::http::HeaderMap;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 
 use shared::config::{ApiSettings, ConfigError};
+
+use crate::claims::Claims;
 
 /// Longest token accepted; anything longer is refused without parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -44,10 +49,10 @@ const ENTRY_OVERHEAD: usize =
 const LEEWAY_SECS: u64 = 30;
 
 /// Why a token was refused. The message is safe to return to the client.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum AuthError {
-    /// No bearer token was sent.
-    #[error("missing bearer token")]
+    /// No bearer token was sent, or the `Authorization` header is not `Bearer <token>`.
+    #[error("missing or malformed bearer token")]
     Missing,
     /// The token is longer than [`MAX_TOKEN_BYTES`].
     #[error("token too long")]
@@ -57,45 +62,7 @@ pub enum AuthError {
     Algorithm,
     /// Signature, format or claims are invalid.
     #[error("invalid token: {0}")]
-    Invalid(String),
-}
-
-/// The claims the API reads.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct Claims {
-    /// Subject (who the token is for).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
-    /// Expiry, seconds since the epoch.
-    pub exp: u64,
-    /// Role; `admin` may request refreshes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    /// Space-separated scopes (a JSON array is accepted too); `ofertas:refresh` may
-    /// request refreshes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<serde_json::Value>,
-}
-
-/// Scope that allows `POST /api/v4/ofertasws/refresh`.
-pub const REFRESH_SCOPE: &str = "ofertas:refresh";
-
-impl Claims {
-    /// Whether the token may request a refresh: role `admin` or scope `ofertas:refresh`.
-    pub fn can_refresh(&self) -> bool {
-        if self.role.as_deref() == Some("admin") {
-            return true;
-        }
-        match &self.scope {
-            Some(serde_json::Value::String(scopes)) => {
-                scopes.split_whitespace().any(|s| s == REFRESH_SCOPE)
-            }
-            Some(serde_json::Value::Array(scopes)) => {
-                scopes.iter().any(|s| s.as_str() == Some(REFRESH_SCOPE))
-            }
-            _ => false,
-        }
-    }
+    Invalid(#[source] jsonwebtoken::errors::Error),
 }
 
 struct Verifier {
@@ -201,6 +168,19 @@ impl Authenticator {
         })
     }
 
+    /// The claims of the request's bearer token (`Authorization: Bearer <token>`): how
+    /// every authenticated route, the snapshot route and the poem endpoints alike, reads
+    /// and checks it.
+    ///
+    /// # Errors
+    /// [`AuthError`] saying why the request is refused.
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<Arc<Claims>, AuthError> {
+        let Some(Authorization(bearer)) = headers.typed_get::<Authorization<Bearer>>() else {
+            return Err(AuthError::Missing);
+        };
+        self.verify(bearer.token())
+    }
+
     /// Verifies `token` and returns its claims. A token that verified before is only
     /// checked for expiry again.
     ///
@@ -231,7 +211,7 @@ impl Authenticator {
 
     /// Full verification: algorithm, signature, then claims.
     fn decode(&self, token: &str) -> Result<Claims, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = decode_header(token).map_err(AuthError::Invalid)?;
         let verifier = [&self.hmac, &self.public]
             .into_iter()
             .flatten()
@@ -239,39 +219,7 @@ impl Authenticator {
             .ok_or(AuthError::Algorithm)?;
         decode::<Claims>(token, &verifier.key, &verifier.validation)
             .map(|data| data.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
-    }
-}
-
-impl Claims {
-    /// Heap memory held by the claims' strings and scope values.
-    fn heap_bytes(&self) -> usize {
-        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        text(&self.sub) + text(&self.role) + self.scope.as_ref().map_or(0, json_heap_bytes)
-    }
-}
-
-/// Heap memory held by a JSON value: a scope claim may be an array or object of any
-/// shape, and each element costs far more than its bytes in the token.
-fn json_heap_bytes(value: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => s.capacity(),
-        Value::Array(items) => {
-            items.capacity() * size_of::<Value>() + items.iter().map(json_heap_bytes).sum::<usize>()
-        }
-        Value::Object(map) => map
-            .iter()
-            .map(|(key, value)| {
-                // A map entry: the key, the value, and about a pointer pair of node overhead.
-                size_of::<String>()
-                    + key.capacity()
-                    + size_of::<Value>()
-                    + 16
-                    + json_heap_bytes(value)
-            })
-            .sum(),
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+            .map_err(AuthError::Invalid)
     }
 }
 
@@ -297,24 +245,7 @@ pub fn mint<C: Serialize>(secret: &str, claims: &C) -> Result<String, jsonwebtok
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claims(role: Option<&str>, scope: Option<serde_json::Value>) -> Claims {
-        Claims {
-            role: role.map(str::to_owned),
-            scope,
-            ..Claims::default()
-        }
-    }
-
-    #[test]
-    fn refresh_needs_admin_role_or_refresh_scope() {
-        assert!(claims(Some("admin"), None).can_refresh());
-        assert!(!claims(Some("user"), None).can_refresh());
-        assert!(claims(None, Some("read ofertas:refresh".into())).can_refresh());
-        assert!(claims(None, Some(serde_json::json!(["a", "ofertas:refresh"]))).can_refresh());
-        assert!(!claims(None, Some("ofertas:refresh:extra".into())).can_refresh());
-        assert!(!claims(None, None).can_refresh());
-    }
+    use crate::claims::Role;
 
     fn settings() -> ApiSettings {
         ApiSettings::for_secret(
@@ -362,7 +293,7 @@ mod tests {
             "s3cret",
             &Claims {
                 exp,
-                role: Some("admin".into()),
+                role: Some(Role::Admin),
                 ..Claims::default()
             },
         )
@@ -377,10 +308,10 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(auth.verify(&wrong), Err(AuthError::Invalid(_))));
-        assert_eq!(auth.verify("").err(), Some(AuthError::Missing));
-        assert_eq!(
-            auth.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)).err(),
-            Some(AuthError::TooLong)
-        );
+        assert!(matches!(auth.verify(""), Err(AuthError::Missing)));
+        assert!(matches!(
+            auth.verify(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(AuthError::TooLong)
+        ));
     }
 }

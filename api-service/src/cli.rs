@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use shared::config::ApiSettings;
 
-use crate::auth::{Claims, mint};
+use crate::auth::mint;
+use crate::claims::{Claims, Role, Scopes};
 use crate::startup::Application;
 
 /// Serves the current ofertas snapshot over HTTP from memory.
@@ -124,8 +125,8 @@ fn print_token(
         claims: Claims {
             sub: Some(sub),
             exp: now + ttl.as_secs(),
-            role,
-            scope: scope.map(serde_json::Value::String),
+            role: role.as_deref().map(Role::from),
+            scope: scope.as_deref().map(Scopes::parse).unwrap_or_default(),
         },
         iat: now,
         iss: settings.jwt_issuer.clone(),

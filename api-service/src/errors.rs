@@ -1,14 +1,30 @@
-//! The one place errors become the contract's JSON body `{"error", "message"}`.
+//! The one place errors become the contract's JSON body `{"error", "message"}`, with the
+//! headers that go with them, for the snapshot route and the poem endpoints alike.
 //!
-//! Handlers return [`ApiError`] for expected failures; anything else poem or
-//! poem-openapi raises (a missing token, a malformed parameter, an unknown route) is
-//! converted by [`render`], so no response is ever plain text or HTML. A 5xx body says
-//! nothing internal; the cause goes to the log once.
+//! Each error a request can meet before its handler's own work is built here once: a
+//! refused token ([`ApiError::unauthorized`], 401 with `WWW-Authenticate`), a method the
+//! route does not answer ([`ApiError::check_method`], 405 with `Allow`), no snapshot yet
+//! ([`ApiError::no_snapshot`], 503 with `Retry-After`). Anything else poem or
+//! poem-openapi raises (a malformed parameter, an unknown route) is converted by
+//! [`render`], so no response is ever plain text or HTML. A 5xx body says nothing
+//! internal; the cause goes to the log once.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
 
 use bytes::Bytes;
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
+
+use crate::auth::AuthError;
+use crate::route_table::Route;
+
+/// Seconds a client is told to wait when no snapshot is loaded yet.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// `WWW-Authenticate` sent with every 401.
+pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="ofertasws""#;
 
 /// The JSON error body.
 #[derive(Debug, Clone, Object, serde::Serialize)]
@@ -19,7 +35,7 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-/// An error with its status and contract code.
+/// An error with its status, contract code, the header that goes with it, and its cause.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct ApiError {
@@ -28,41 +44,96 @@ pub struct ApiError {
     /// Contract error code.
     pub code: &'static str,
     /// Message for the client.
-    pub message: String,
+    pub message: Cow<'static, str>,
+    /// A header the status calls for (`Allow`, `Retry-After`).
+    header: Option<(HeaderName, HeaderValue)>,
+    /// What caused it, for the log.
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
 impl ApiError {
     /// An error of `status` with `code` and `message`.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             code,
             message: message.into(),
+            header: None,
+            source: None,
         }
     }
 
-    /// 401 for a refused token.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    /// 401 for a refused token, saying why.
+    pub fn unauthorized(error: AuthError) -> Self {
+        let message = error.to_string();
+        Self {
+            source: Some(Box::new(error)),
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
+    }
+
+    /// 503: no snapshot has been loaded yet; try again in [`RETRY_AFTER_SECS`].
+    pub fn no_snapshot() -> Self {
+        Self {
+            header: Some((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS))),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_snapshot",
+                "no snapshot has been published yet",
+            )
+        }
+    }
+
+    /// 405 naming in `Allow` the methods `route` answers.
+    pub fn method_not_allowed(route: Route) -> Self {
+        Self {
+            header: route
+                .allow()
+                .map(|allow| (header::ALLOW, HeaderValue::from_static(allow))),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+            )
+        }
+    }
+
+    /// Whether `route` answers `method`: a comparison per method, no allocation, as it
+    /// runs on every request. Unknown paths pass (they are a 404).
+    ///
+    /// # Errors
+    /// [`Self::method_not_allowed`].
+    pub fn check_method(route: Route, method: &Method) -> Result<(), Self> {
+        if route == Route::Other || route.answers(method) {
+            Ok(())
+        } else {
+            Err(Self::method_not_allowed(route))
+        }
     }
 
     /// The body as an [`ErrorBody`].
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: self.code.to_owned(),
-            message: self.message.clone(),
+            message: self.message.clone().into_owned(),
         }
     }
-}
 
-/// `WWW-Authenticate` sent with every 401.
-pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="ofertasws""#;
-
-impl ApiError {
-    /// The contract's JSON response: this status, the body, and `WWW-Authenticate` on a
-    /// 401.
+    /// The contract's JSON response: this status, the body, `WWW-Authenticate` on a 401
+    /// and the error's own header.
     pub fn response(&self) -> poem::http::Response<Bytes> {
-        let body = serde_json::to_vec(&self.body()).unwrap_or_default();
+        // Serialising a struct of two strings into a Vec cannot fail (serde_json fails
+        // only on a failing writer or a non-string map key); were it ever to, the status
+        // and headers still go out, the body is empty and the cause is logged.
+        let body = serde_json::to_vec(&self.body()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot serialise an error body");
+            Vec::new()
+        });
         let mut response = poem::http::Response::new(Bytes::from(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
@@ -75,6 +146,9 @@ impl ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(WWW_AUTHENTICATE),
             );
+        }
+        if let Some((name, value)) = &self.header {
+            headers.insert(name.clone(), value.clone());
         }
         response
     }
@@ -104,19 +178,16 @@ pub async fn render(error: poem::Error) -> Response {
         return poem::error::ResponseError::as_response(api);
     }
     let status = error.status();
-    let (code, message) = match status {
-        StatusCode::UNAUTHORIZED => (
-            "unauthorized",
-            "missing or malformed bearer token".to_owned(),
-        ),
-        StatusCode::NOT_FOUND => ("not_found", "no such resource".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed".to_owned()),
+    let api = match status {
+        StatusCode::UNAUTHORIZED => ApiError::unauthorized(AuthError::Missing),
+        StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::method_not_allowed(Route::Other),
         s if s.is_server_error() => {
             tracing::error!(error = %error, status = s.as_u16(), "request failed");
-            ("internal", "internal error".to_owned())
+            ApiError::new(status, "internal", "internal error")
         }
-        s if s.is_client_error() => ("bad_request", error.to_string()),
-        _ => ("error", error.to_string()),
+        s if s.is_client_error() => ApiError::new(status, "bad_request", error.to_string()),
+        _ => ApiError::new(status, "error", error.to_string()),
     };
-    poem::error::ResponseError::as_response(&ApiError::new(status, code, message)).into_response()
+    poem::error::ResponseError::as_response(&api).into_response()
 }

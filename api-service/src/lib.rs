@@ -8,6 +8,8 @@
 //! route once.
 
 pub mod auth;
+pub mod bearer;
+pub mod claims;
 pub mod cli;
 pub mod connections;
 pub mod errors;

@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 use shared::snapshot::SnapshotMeta;
 
 use crate::connections::ConnectionMetrics;
+use crate::route_table::Route;
 
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,20 +60,24 @@ pub struct Metrics {
     rss: Gauge,
     memory: Gauge,
     connections: ConnectionMetrics,
+    snapshot: PreparedRoute,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("ofertasws");
+        let requests = Family::default();
+        let bytes_sent = Family::default();
+        let duration: Family<RouteLabels, Histogram> = Family::new_with_constructor(|| {
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ])
+        });
+        let snapshot = PreparedRoute::new(Route::Snapshot, &requests, &bytes_sent, &duration);
         let metrics = Self {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(|| {
-                Histogram::new([
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    1.0,
-                ])
-            }),
-            bytes_sent: Family::default(),
+            requests,
+            duration,
+            bytes_sent,
             sent_from_file: Counter::default(),
             not_modified: Counter::default(),
             snapshot_info: Family::default(),
@@ -90,6 +95,7 @@ impl Default for Metrics {
             memory: Gauge::default(),
             connections: ConnectionMetrics::default(),
             registry: Registry::default(),
+            snapshot,
         };
         metrics.connections.register(&mut registry);
         registry.register(
@@ -195,42 +201,37 @@ struct ResponseCounters {
     bytes: Counter,
 }
 
-/// A route's metric handles, taken from the label maps once. Counting a response through
-/// them ([`Metrics::observe_route`]) skips the map lookups of [`Metrics::observe`] (a
-/// lock that every request thread takes, and a hash, per metric), which matters on a
-/// route served a hundred thousand times a second.
-pub struct RouteMetrics {
-    route: &'static str,
+/// The snapshot route's metric handles, taken from the label maps once. Counting a
+/// response through them skips the map lookups (a lock that every request thread takes,
+/// and a hash, per metric), which matters on a route served a hundred thousand times a
+/// second.
+struct PreparedRoute {
     duration: Histogram,
     /// The counters of the (status, encoding) pairs the route answers most.
     common: Vec<(u16, &'static str, ResponseCounters)>,
 }
 
-impl Metrics {
-    /// Counts one response.
-    pub fn observe(
-        &self,
-        route: &'static str,
-        status: u16,
-        encoding: &'static str,
-        body_bytes: u64,
-        seconds: f64,
-    ) {
-        let labels = RequestLabels {
-            route,
-            status,
-            encoding,
-        };
-        let requests = self.requests.get_or_create(&labels);
-        let bytes = self.bytes_sent.get_or_create(&labels);
-        let duration = self.duration.get_or_create(&RouteLabels { route });
-        self.count(&requests, &bytes, &duration, status, body_bytes, seconds);
-    }
+/// The (status, encoding label) pairs of nearly every snapshot response: 200 in each
+/// encoding, and 304 (no body, so no encoding). Their series are exported from the start,
+/// at zero until used.
+const SNAPSHOT_RESPONSES: [(u16, &str); 5] = [
+    (200, "zstd"),
+    (200, "dcz"),
+    (200, "gzip"),
+    (200, "identity"),
+    (304, "identity"),
+];
 
-    /// Handles for `route`, with counters ready for the `common` (status, encoding)
-    /// pairs; the series they count in are exported from now on, at zero until used.
-    pub fn route(&self, route: &'static str, common: &[(u16, &'static str)]) -> RouteMetrics {
-        let common = common
+impl PreparedRoute {
+    /// Handles for `route`'s [`SNAPSHOT_RESPONSES`] in the label maps given.
+    fn new(
+        route: Route,
+        requests: &Family<RequestLabels, Counter>,
+        bytes_sent: &Family<RequestLabels, Counter>,
+        duration: &Family<RouteLabels, Histogram>,
+    ) -> Self {
+        let route = route.label();
+        let common = SNAPSHOT_RESPONSES
             .iter()
             .map(|&(status, encoding)| {
                 let labels = RequestLabels {
@@ -239,43 +240,58 @@ impl Metrics {
                     encoding,
                 };
                 let counters = ResponseCounters {
-                    requests: self.requests.get_or_create(&labels).clone(),
-                    bytes: self.bytes_sent.get_or_create(&labels).clone(),
+                    requests: requests.get_or_create(&labels).clone(),
+                    bytes: bytes_sent.get_or_create(&labels).clone(),
                 };
                 (status, encoding, counters)
             })
             .collect();
-        RouteMetrics {
-            route,
-            duration: self.duration.get_or_create(&RouteLabels { route }).clone(),
+        Self {
+            duration: duration.get_or_create(&RouteLabels { route }).clone(),
             common,
         }
     }
+}
 
-    /// Counts one response of `route`'s, as [`Self::observe`] does.
-    pub fn observe_route(
+impl Metrics {
+    /// Counts one response of `route`: requests and body bytes by status and encoding
+    /// (`identity` when none), latency by route, 304s.
+    pub fn observe(
         &self,
-        route: &RouteMetrics,
+        route: Route,
         status: u16,
         encoding: &'static str,
         body_bytes: u64,
         seconds: f64,
     ) {
-        let common = route
-            .common
-            .iter()
-            .find(|(s, e, _)| *s == status && *e == encoding);
-        match common {
-            Some((_, _, counters)) => self.count(
+        if route == Route::Snapshot
+            && let Some((_, _, counters)) = self
+                .snapshot
+                .common
+                .iter()
+                .find(|(s, e, _)| *s == status && *e == encoding)
+        {
+            let duration = &self.snapshot.duration;
+            return self.count(
                 &counters.requests,
                 &counters.bytes,
-                &route.duration,
+                duration,
                 status,
                 body_bytes,
                 seconds,
-            ),
-            None => self.observe(route.route, status, encoding, body_bytes, seconds),
+            );
         }
+        let labels = RequestLabels {
+            route: route.label(),
+            status,
+            encoding,
+        };
+        let requests = self.requests.get_or_create(&labels);
+        let bytes = self.bytes_sent.get_or_create(&labels);
+        let duration = self.duration.get_or_create(&RouteLabels {
+            route: route.label(),
+        });
+        self.count(&requests, &bytes, &duration, status, body_bytes, seconds);
     }
 
     fn count(

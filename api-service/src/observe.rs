@@ -1,20 +1,71 @@
-//! What every request leaves behind: its metrics, its span when traces are exported, and
-//! the `Allow` header of a 405. [`counted`] does it for the routes poem serves;
-//! [`crate::snapshot_route`] uses the same pieces for the snapshot route.
+//! What every request leaves behind, written once for the snapshot route and the poem
+//! endpoints alike: its span when traces are exported, and its metrics (route, status,
+//! encoding, body bytes, latency). [`Observed`] is started when a request arrives and
+//! finished with its response; [`counted`] wraps the poem endpoints in it, after the
+//! method check every route shares ([`ApiError::check_method`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use poem::http::{HeaderMap, Method, StatusCode, header};
 use poem::{Endpoint, Request, Response};
 use tracing::{Instrument, Span, field::Empty};
 
+use crate::errors::{ApiError, poem_response};
 use crate::metrics::Metrics;
 use crate::route_table::Route;
 
-/// The span of one request, continuing the caller's `traceparent`; none (free) when
-/// traces are not exported, so the hot path pays nothing for tracing.
-pub fn request_span(method: &Method, headers: &HeaderMap, route: Route) -> Span {
+/// A request being answered: its route, when it arrived, its span, whether its body is
+/// left out (`HEAD`).
+pub struct Observed {
+    route: Route,
+    started: Instant,
+    span: Span,
+    head: bool,
+}
+
+impl Observed {
+    /// Starts observing a `method` request for `route`; its span continues the caller's
+    /// `traceparent`, and is none (free) when traces are not exported, so the hot path
+    /// pays nothing for tracing.
+    pub fn start(method: &Method, headers: &HeaderMap, route: Route) -> Self {
+        Self {
+            route,
+            started: Instant::now(),
+            span: request_span(method, headers, route),
+            head: method == Method::HEAD,
+        }
+    }
+
+    /// The request's span: the work of answering runs inside it.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records the response (`status`, `headers`, a body of `body_bytes`) in the span
+    /// and in `metrics`.
+    pub fn finish(
+        self,
+        metrics: &Metrics,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body_bytes: u64,
+    ) {
+        let status = status.as_u16();
+        self.span.record("http.response.status_code", status);
+        let sent = if self.head { 0 } else { body_bytes };
+        metrics.observe(
+            self.route,
+            status,
+            encoding_label(headers),
+            sent,
+            self.started.elapsed().as_secs_f64(),
+        );
+    }
+}
+
+/// The span of one request (none when traces are not exported).
+fn request_span(method: &Method, headers: &HeaderMap, route: Route) -> Span {
     if !shared::telemetry::exporting() {
         return Span::none();
     }
@@ -31,7 +82,7 @@ pub fn request_span(method: &Method, headers: &HeaderMap, route: Route) -> Span 
 }
 
 /// The metrics label of a response's `Content-Encoding` (`identity` when none).
-pub fn encoding_label(headers: &HeaderMap) -> &'static str {
+fn encoding_label(headers: &HeaderMap) -> &'static str {
     match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
         Some(b"zstd") => "zstd",
         Some(b"dcz") => "dcz",
@@ -40,8 +91,8 @@ pub fn encoding_label(headers: &HeaderMap) -> &'static str {
     }
 }
 
-/// Runs `endpoint` for `req` inside its span, adds `Allow` to a 405, and counts the
-/// response in `metrics`.
+/// Answers `req` with `endpoint` (or the 405 of a method its route does not answer)
+/// inside the request's span, and counts the response in `metrics`.
 ///
 /// # Errors
 /// Never: errors were already rendered by the endpoint's error handler.
@@ -50,35 +101,21 @@ pub async fn counted<E: Endpoint>(
     endpoint: Arc<E>,
     req: Request,
 ) -> poem::Result<Response> {
-    let started = Instant::now();
     let route = Route::of(req.uri().path());
-    let head = req.method() == Method::HEAD;
-    let span = request_span(req.method(), req.headers(), route);
-    let mut response = endpoint.get_response(req).instrument(span.clone()).await;
-    span.record("http.response.status_code", response.status().as_u16());
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = route.allow()
-    {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    let bytes = if head {
-        0
-    } else {
-        response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+    let observed = Observed::start(req.method(), req.headers(), route);
+    let response = match ApiError::check_method(route, req.method()) {
+        Ok(()) => {
+            let span = observed.span().clone();
+            endpoint.get_response(req).instrument(span).await
+        }
+        Err(error) => poem_response(error.response()),
     };
-    metrics.observe(
-        route.label(),
-        response.status().as_u16(),
-        encoding_label(response.headers()),
-        bytes,
-        started.elapsed().as_secs_f64(),
-    );
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    observed.finish(&metrics, response.status(), response.headers(), bytes);
     Ok(response)
 }

@@ -79,7 +79,7 @@ pub enum RefreshReply {
     Timeout(Json<ErrorBody>),
 }
 
-fn unavailable(code: &'static str, message: impl Into<String>) -> RefreshReply {
+fn unavailable(code: &'static str, message: &'static str) -> RefreshReply {
     RefreshReply::Unavailable(Json(
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).body(),
     ))

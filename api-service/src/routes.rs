@@ -1,38 +1,17 @@
 //! The ofertas endpoints poem-openapi serves: the snapshot's metadata and refresh
-//! requests (the snapshot itself is [`crate::snapshot_route`]), and the bearer-token
-//! scheme they share with it.
+//! requests (the snapshot itself is [`crate::snapshot_route`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::Request;
 use poem::http::StatusCode;
-use poem_openapi::auth::Bearer;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, param::Query};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Query};
 
-use crate::auth::{Authenticator, Claims};
+use crate::bearer::BearerAuth;
 use crate::errors::{ApiError, ErrorBody};
 use crate::refresh::{RefreshEndpoint, RefreshReply};
 use crate::snapshot::CurrentSnapshot;
-use crate::snapshot_route::RETRY_AFTER_SECS;
-
-/// A verified bearer token.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT", checker = "verify_bearer")]
-pub struct BearerAuth(Arc<Claims>);
-
-async fn verify_bearer(req: &Request, bearer: Bearer) -> poem::Result<Arc<Claims>> {
-    let auth = req.data::<Arc<Authenticator>>().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "authenticator missing",
-        )
-    })?;
-    auth.verify(&bearer.token)
-        .map_err(|e| ApiError::unauthorized(e.to_string()).into())
-}
 
 /// Metadata of the snapshot being served.
 #[derive(Object)]
@@ -78,9 +57,11 @@ pub enum MetaResponse {
     #[oai(status = 200)]
     Ok(Json<MetaBody>),
     /// Missing or invalid token.
+    // Declared only: `BearerAuth` refuses the token with `ApiError::unauthorized`.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
     /// No snapshot has been loaded yet.
+    // Declared only: answered by `ApiError::no_snapshot`, as the snapshot route does.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] u32),
 }
@@ -97,13 +78,13 @@ pub struct OfertasApi {
 impl OfertasApi {
     /// Metadata of the snapshot being served.
     #[oai(path = "/api/v4/ofertasws/meta", method = "get")]
-    async fn meta(&self, _auth: BearerAuth) -> MetaResponse {
+    async fn meta(&self, _auth: BearerAuth) -> poem::Result<MetaResponse> {
         match self.current.get() {
             Some(snapshot) => {
                 let meta = &snapshot.meta;
                 let age =
                     (chrono::Utc::now() - meta.generated_at).num_milliseconds() as f64 / 1000.0;
-                MetaResponse::Ok(Json(MetaBody {
+                Ok(MetaResponse::Ok(Json(MetaBody {
                     version: meta.version.clone(),
                     etag: meta.etag.clone(),
                     count: meta.count,
@@ -122,19 +103,9 @@ impl OfertasApi {
                             dcz_bytes: d.delta.dcz_bytes,
                         })
                         .collect(),
-                }))
+                })))
             }
-            None => MetaResponse::Unavailable(
-                Json(
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "no_snapshot",
-                        "no snapshot has been published yet",
-                    )
-                    .body(),
-                ),
-                RETRY_AFTER_SECS,
-            ),
+            None => Err(ApiError::no_snapshot().into()),
         }
     }
 

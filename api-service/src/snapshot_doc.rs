@@ -16,9 +16,9 @@ use poem_openapi::registry::{
 use poem_openapi::types::Type;
 use poem_openapi::{ApiExtractor, Object, OpenApi};
 
+use crate::bearer::BearerAuth;
 use crate::errors::ErrorBody;
 use crate::route_table::SNAPSHOT_PATH;
-use crate::routes::BearerAuth;
 
 /// The snapshot document: the live offers, ranked.
 #[derive(Object)]

@@ -7,18 +7,15 @@
 //! document, and a test checks the declaration against what this answers.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use headers::authorization::Bearer;
-use headers::{Authorization, HeaderMapExt};
-use poem::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use poem::http::{HeaderMap, Method, Response, StatusCode, header};
 use tokio::net::TcpStream;
 
-use crate::auth::{AuthError, Authenticator};
+use crate::auth::Authenticator;
 use crate::errors::ApiError;
-use crate::metrics::{Metrics, RouteMetrics};
+use crate::metrics::Metrics;
 use crate::negotiate::{Choice, Encoding, available_dictionary, negotiate};
-use crate::observe;
+use crate::observe::Observed;
 use crate::preconditions::{Precondition, precondition};
 use crate::route_table::{Route, SNAPSHOT_PATH};
 use crate::sealed::BodyFiles;
@@ -26,26 +23,12 @@ use crate::snapshot::CurrentSnapshot;
 use crate::snapshot::body::SnapshotBody;
 use crate::zero_copy::ZeroCopyStream;
 
-/// The (status, encoding label) pairs of nearly every response of the route: 200 in each
-/// encoding, and 304 (no body, so no encoding).
-const COMMON_RESPONSES: [(u16, &str); 5] = [
-    (200, "zstd"),
-    (200, "dcz"),
-    (200, "gzip"),
-    (200, "identity"),
-    (304, "identity"),
-];
-
-/// Seconds a client is told to wait when no snapshot is loaded yet.
-pub const RETRY_AFTER_SECS: u32 = 5;
-
 /// The snapshot route with what it needs to answer on its own.
 pub struct SnapshotRoute {
     current: Arc<CurrentSnapshot>,
     files: Arc<BodyFiles>,
     auth: Arc<Authenticator>,
     metrics: Arc<Metrics>,
-    route_metrics: RouteMetrics,
 }
 
 impl SnapshotRoute {
@@ -58,7 +41,6 @@ impl SnapshotRoute {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            route_metrics: metrics.route(Route::Snapshot.label(), &COMMON_RESPONSES),
             current,
             files,
             auth,
@@ -78,57 +60,34 @@ impl SnapshotRoute {
         path == SNAPSHOT_PATH
     }
 
-    /// Answers one request: the bearer token first, then `reply`. The request is
-    /// counted in the metrics and, when traces are exported, gets a span.
+    /// Answers one request: the method and the bearer token first, as every route
+    /// checks them, then `reply`. The request is observed (metrics, span) as every
+    /// request is.
     pub fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<SnapshotBody> {
-        let started = Instant::now();
-        let span = observe::request_span(method, headers, Route::Snapshot);
-        let _entered = span.enter();
-        let response = if !Route::Snapshot.answers(method) {
-            method_not_allowed()
-        } else {
-            match self.authorize(headers) {
+        let observed = Observed::start(method, headers, Route::Snapshot);
+        let response = observed
+            .span()
+            .in_scope(|| match self.admit(method, headers) {
                 Ok(()) => self.reply(headers, method == Method::HEAD),
-                Err(error) => error_reply(&ApiError::unauthorized(error.to_string())),
-            }
-        };
-        let status = response.status().as_u16();
-        span.record("http.response.status_code", status);
-        let body_bytes = if method == Method::HEAD {
-            0
-        } else {
-            response.body().len()
-        };
-        self.metrics.observe_route(
-            &self.route_metrics,
-            status,
-            observe::encoding_label(response.headers()),
+                Err(error) => error_reply(&error),
+            });
+        let body_bytes = response.body().len();
+        observed.finish(
+            &self.metrics,
+            response.status(),
+            response.headers(),
             body_bytes,
-            started.elapsed().as_secs_f64(),
         );
         response
     }
 
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), AuthError> {
-        let Some(Authorization(bearer)) = headers.typed_get::<Authorization<Bearer>>() else {
-            return Err(AuthError::Missing);
-        };
-        self.auth.verify(bearer.token()).map(drop)
+    fn admit(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+        ApiError::check_method(Route::Snapshot, method)?;
+        self.auth
+            .authorize(headers)
+            .map(drop)
+            .map_err(ApiError::unauthorized)
     }
-}
-
-/// 405 naming the methods the route answers.
-fn method_not_allowed() -> Response<SnapshotBody> {
-    let mut response = error_reply(&ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed",
-    ));
-    if let Some(allow) = Route::Snapshot.allow() {
-        let allow = HeaderValue::from_static(allow);
-        response.headers_mut().insert(header::ALLOW, allow);
-    }
-    response
 }
 
 /// An error response of the route.
@@ -146,15 +105,7 @@ impl SnapshotRoute {
     fn reply(&self, headers: &HeaderMap, head: bool) -> Response<SnapshotBody> {
         let snapshot = self.current.load();
         let Some(snapshot) = snapshot.as_deref() else {
-            let mut response = error_reply(&ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_snapshot",
-                "no snapshot has been published yet",
-            ));
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            return response;
+            return error_reply(&ApiError::no_snapshot());
         };
         let delta = match available_dictionary(headers) {
             Some(dictionary) => {
