@@ -3,35 +3,8 @@
 
 use poem::http::{HeaderMap, HeaderName};
 
-/// An encoding of the whole document the API holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Encoding {
-    /// Zstandard; preferred.
-    Zstd,
-    /// gzip.
-    Gzip,
-    /// Uncompressed.
-    Identity,
-}
-
-impl Encoding {
-    /// Every whole-document encoding, most preferred first.
-    pub const PREFERENCE: [Encoding; 3] = [Encoding::Zstd, Encoding::Gzip, Encoding::Identity];
-
-    /// Index into per-encoding arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Content-coding token (`identity` for none).
-    pub fn token(self) -> &'static str {
-        match self {
-            Encoding::Zstd => "zstd",
-            Encoding::Gzip => "gzip",
-            Encoding::Identity => "identity",
-        }
-    }
-}
+use shared::snapshot::Codec;
+use shared::snapshot::etag::DCZ;
 
 /// Quality in thousandths, as RFC 9110 allows at most three decimals.
 type Quality = u16;
@@ -68,12 +41,9 @@ fn parse_quality(params: &str) -> Option<Quality> {
 pub enum Choice {
     /// The delta from the client's dictionary (`Content-Encoding: dcz`).
     Delta,
-    /// The whole document in this encoding.
-    Whole(Encoding),
+    /// The whole document in this coding.
+    Whole(Codec),
 }
-
-/// The token of the dcz content coding (RFC 9842).
-pub const DCZ: &str = "dcz";
 
 /// What to send for an `Accept-Encoding` value, or `None` when the request accepts none
 /// of ours (it refused identity too). `delta_ready` says whether a delta from the
@@ -85,7 +55,7 @@ pub const DCZ: &str = "dcz";
 /// Malformed entries are ignored. No header means identity.
 pub fn negotiate(accept_encoding: Option<&str>, delta_ready: bool) -> Option<Choice> {
     let Some(header) = accept_encoding else {
-        return Some(Choice::Whole(Encoding::Identity));
+        return Some(Choice::Whole(Codec::Identity));
     };
     let (mut dcz, mut zstd, mut gzip, mut identity, mut any) = (None, None, None, None, None);
     for entry in header.split(',') {
@@ -113,9 +83,9 @@ pub fn negotiate(accept_encoding: Option<&str>, delta_ready: bool) -> Option<Cho
     let quality = |named: Option<Quality>, default: Quality| named.or(any).unwrap_or(default);
     let candidates = [
         (Choice::Delta, if delta_ready { quality(dcz, 0) } else { 0 }),
-        (Choice::Whole(Encoding::Zstd), quality(zstd, 0)),
-        (Choice::Whole(Encoding::Gzip), quality(gzip, 0)),
-        (Choice::Whole(Encoding::Identity), quality(identity, 1)),
+        (Choice::Whole(Codec::Zstd), quality(zstd, 0)),
+        (Choice::Whole(Codec::Gzip), quality(gzip, 0)),
+        (Choice::Whole(Codec::Identity), quality(identity, 1)),
     ];
     candidates
         .into_iter()
@@ -162,15 +132,15 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use Encoding::{Gzip, Identity, Zstd};
+    use Codec::{Gzip, Identity, Zstd};
 
-    fn whole(encoding: Encoding) -> Option<Choice> {
+    fn whole(encoding: Codec) -> Option<Choice> {
         Some(Choice::Whole(encoding))
     }
 
     #[test]
     fn negotiation_table() {
-        let cases: &[(Option<&str>, Option<Encoding>)] = &[
+        let cases: &[(Option<&str>, Option<Codec>)] = &[
             (None, Some(Identity)),
             (Some(""), Some(Identity)),
             (Some("gzip"), Some(Gzip)),
@@ -292,13 +262,13 @@ mod tests {
             let entries = [format!("zstd;q={}", q(zq)), format!("gzip;q={}", q(gq)), format!("identity;q={}", q(iq))];
             let perm = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]][order];
             let header = perm.iter().map(|&i| entries[i].as_str()).collect::<Vec<_>>().join(", ");
-            let quality = |e: Encoding| match e { Zstd => zq, Gzip => gq, Identity => iq };
+            let quality = |e: Codec| match e { Zstd => zq, Gzip => gq, Identity => iq };
             match negotiate(Some(&header), false) {
                 None => prop_assert!(zq == 0 && gq == 0 && iq == 0),
                 Some(Choice::Delta) => prop_assert!(false, "dcz without a delta"),
                 Some(Choice::Whole(chosen)) => {
                     prop_assert!(quality(chosen) > 0);
-                    for other in Encoding::PREFERENCE {
+                    for other in Codec::PREFERENCE {
                         prop_assert!(quality(other) <= quality(chosen), "{header}: chose {chosen:?}");
                     }
                 }

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use poem::http::{HeaderMap, Method, Response, StatusCode, header};
 use tokio::net::TcpStream;
 
+use shared::snapshot::Codec;
+
 use crate::auth::Authenticator;
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
-use crate::negotiate::{Choice, Encoding, available_dictionary, negotiate};
+use crate::negotiate::{Choice, available_dictionary, negotiate};
 use crate::observe::Observed;
 use crate::preconditions::{Precondition, precondition};
 use crate::route_table::{Route, SNAPSHOT_PATH};
@@ -117,9 +119,10 @@ impl SnapshotRoute {
             }
             None => None,
         };
+        // A value that is not visible ASCII names no coding we know: as if absent.
         let accept = headers
             .get(header::ACCEPT_ENCODING)
-            .map(|v| v.to_str().unwrap_or(""));
+            .and_then(|v| v.to_str().ok());
         let variant = match (negotiate(accept, delta.is_some()), delta) {
             (Some(Choice::Delta), Some(delta)) => delta,
             (Some(Choice::Whole(encoding)), _) => snapshot.variant(encoding),
@@ -141,7 +144,7 @@ impl SnapshotRoute {
             Precondition::Send => Response::new(variant.body()),
         };
         if !head && delta.is_some_and(|delta| std::ptr::eq(delta, variant)) {
-            let zstd = snapshot.variant(Encoding::Zstd).len;
+            let zstd = snapshot.variant(Codec::Zstd).len;
             self.metrics.delta_sent(zstd.saturating_sub(variant.len));
         }
         *response.headers_mut() = variant.ok_headers.clone();

@@ -70,7 +70,7 @@ impl Keys {
     /// retained versions from these, so every key of a version expires with it.
     pub fn version_suffixes() -> Vec<String> {
         std::iter::once(format!(":{VERSION_META}"))
-            .chain(Codec::ALL.map(Self::body_suffix))
+            .chain(Codec::STORED.map(Self::body_suffix))
             .chain([format!(":{VERSION_DCZ}"), format!(":{VERSION_DELTAS}")])
             .collect()
     }
@@ -97,7 +97,7 @@ impl Keys {
     /// one body per codec.
     pub fn version_required_keys(&self, version: &str) -> Vec<String> {
         std::iter::once(self.version_meta(version))
-            .chain(Codec::ALL.map(|codec| self.version_body(version, codec)))
+            .chain(Codec::STORED.map(|codec| self.version_body(version, codec)))
             .collect()
     }
 

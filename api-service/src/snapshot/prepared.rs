@@ -8,9 +8,9 @@ use bytes::Bytes;
 use poem::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use shared::delta::{Delta, sha256_bytes};
-use shared::snapshot::SnapshotMeta;
+use shared::snapshot::etag::{self, DCZ};
+use shared::snapshot::{Codec, SnapshotMeta};
 
-use crate::negotiate::{DCZ, Encoding};
 use crate::preconditions::EntityTags;
 use crate::snapshot::body::SnapshotBody;
 
@@ -38,6 +38,15 @@ pub enum Stored {
     /// The identity document of a snapshot too large to hold decompressed: produced from
     /// this zstd body while it is sent.
     FromZstd(Bytes),
+}
+
+impl Stored {
+    /// The bytes held: the body itself, or the zstd body it is produced from.
+    fn bytes(&self) -> &Bytes {
+        match self {
+            Self::Held(bytes) | Self::FromZstd(bytes) => bytes,
+        }
+    }
 }
 
 /// One representation of the snapshot, ready to send.
@@ -81,7 +90,7 @@ pub struct Snapshot {
     /// The same SHA-256 as `Available-Dictionary` names it, decoded once here rather
     /// than on every request that names a dictionary.
     own_dictionary: Option<[u8; 32]>,
-    /// zstd, gzip, identity — indexed by [`Encoding::index`].
+    /// zstd, gzip, identity — indexed by [`Codec::index`].
     pub variants: [Variant; 3],
     /// The deltas held, by earlier version.
     pub deltas: Vec<DeltaVariant>,
@@ -91,19 +100,6 @@ pub struct Snapshot {
     pub tags: EntityTags,
     /// `generated_at` as a `SystemTime`, for `If-Modified-Since`.
     pub modified: SystemTime,
-}
-
-/// The ETag of `version` under `encoding`: `"V"`, `"V-gzip"`, `"V-zstd"`.
-pub fn etag_for(version: &str, encoding: Encoding) -> String {
-    match encoding {
-        Encoding::Identity => format!("\"{version}\""),
-        other => format!("\"{version}-{}\"", other.token()),
-    }
-}
-
-/// The ETag of `version`'s delta from `base`: `"V-dcz-BASE"`, strong and its own.
-pub fn delta_etag_for(version: &str, base: &str) -> String {
-    format!("\"{version}-{DCZ}-{base}\"")
 }
 
 /// The metadata cannot be written into headers (never for metadata refresh-service
@@ -172,10 +168,10 @@ impl Snapshot {
                 .map_err(|_| unusable())?,
             count: HeaderValue::from(meta.count),
         };
-        let etag = |tag: String| HeaderValue::try_from(tag).map_err(|_| unusable());
-        let whole = |encoding: Encoding, stored: Stored, len: u64| {
-            let coding = (encoding != Encoding::Identity).then(|| encoding.token());
-            let tag = etag(etag_for(&meta.version, encoding))?;
+        let header_value = |tag: String| HeaderValue::try_from(tag).map_err(|_| unusable());
+        let whole = |encoding: Codec, stored: Stored, len: u64| {
+            let coding = (encoding != Codec::Identity).then(|| encoding.name());
+            let tag = header_value(etag::whole(&meta.version, encoding))?;
             Ok::<_, UnusableMeta>(common.variant(tag, coding, stored, len))
         };
         let identity = match identity {
@@ -183,16 +179,16 @@ impl Snapshot {
             None => Stored::FromZstd(zstd.clone()),
         };
         let variants = [
-            whole(Encoding::Zstd, Stored::Held(zstd), meta.zstd_bytes)?,
-            whole(Encoding::Gzip, Stored::Held(gzip), meta.gzip_bytes)?,
-            whole(Encoding::Identity, identity, meta.json_bytes)?,
+            whole(Codec::Zstd, Stored::Held(zstd), meta.zstd_bytes)?,
+            whole(Codec::Gzip, Stored::Held(gzip), meta.gzip_bytes)?,
+            whole(Codec::Identity, identity, meta.json_bytes)?,
         ];
         let deltas_listed = deltas.is_some();
         let deltas = deltas
             .unwrap_or_default()
             .into_iter()
             .map(|(delta, dictionary, body)| {
-                let tag = etag(delta_etag_for(&meta.version, &delta.version))?;
+                let tag = header_value(etag::delta(&meta.version, &delta.version))?;
                 let variant = common.variant(tag, Some(DCZ), Stored::Held(body), delta.dcz_bytes);
                 Ok(DeltaVariant {
                     delta,
@@ -223,22 +219,23 @@ impl Snapshot {
     /// # Errors
     /// [`UnusableMeta`], as [`Self::new`].
     pub fn with_deltas(&self, deltas: Vec<(Delta, [u8; 32], Bytes)>) -> Result<Self, UnusableMeta> {
-        let held = |encoding: Encoding| match &self.variant(encoding).stored {
+        let identity = match &self.variant(Codec::Identity).stored {
             Stored::Held(bytes) => Some(bytes.clone()),
             Stored::FromZstd(_) => None,
         };
+        let body = |codec| self.variant(codec).stored.bytes().clone();
         Self::new(
             self.meta.clone(),
             self.json_sha256.clone(),
-            held(Encoding::Zstd).unwrap_or_default(),
-            held(Encoding::Gzip).unwrap_or_default(),
-            held(Encoding::Identity),
+            body(Codec::Zstd),
+            body(Codec::Gzip),
+            identity,
             Some(deltas),
         )
     }
 
     /// The whole document in `encoding`.
-    pub fn variant(&self, encoding: Encoding) -> &Variant {
+    pub fn variant(&self, encoding: Codec) -> &Variant {
         &self.variants[encoding.index()]
     }
 

@@ -8,30 +8,49 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod etag;
 mod integrity;
 
 pub use integrity::{
     BodyCheck, BodyMismatch, DocumentDigest, DocumentHashes, hash_hex, sha256_hex,
 };
 
-/// A stored compression of the snapshot document.
+/// A content coding of the whole snapshot document: zstd and gzip (stored in Redis, each
+/// with its recorded size and hash) or identity (the document itself, recorded as
+/// `json_*`). The one enum for storage, negotiation, `Content-Encoding` and ETags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Codec {
-    /// RFC 1952 gzip.
-    Gzip,
     /// Zstandard.
     Zstd,
+    /// RFC 1952 gzip.
+    Gzip,
+    /// The document uncompressed.
+    Identity,
 }
 
 impl Codec {
-    /// Both stored codecs.
-    pub const ALL: [Codec; 2] = [Codec::Gzip, Codec::Zstd];
+    /// The codings stored as bodies of their own.
+    pub const STORED: [Codec; 2] = [Codec::Gzip, Codec::Zstd];
 
-    /// Name used in key names and logs (`gzip`, `zstd`).
+    /// Every coding, most preferred first.
+    pub const PREFERENCE: [Codec; 3] = [Codec::Zstd, Codec::Gzip, Codec::Identity];
+
+    /// Content-coding token (`zstd`, `gzip`, `identity`), as used in key names,
+    /// `Content-Encoding`, ETags and logs.
     pub fn name(self) -> &'static str {
         match self {
-            Codec::Gzip => "gzip",
             Codec::Zstd => "zstd",
+            Codec::Gzip => "gzip",
+            Codec::Identity => "identity",
+        }
+    }
+
+    /// Position in [`Self::PREFERENCE`], for per-coding arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Codec::Zstd => 0,
+            Codec::Gzip => 1,
+            Codec::Identity => 2,
         }
     }
 }
@@ -43,7 +62,8 @@ pub struct SnapshotMeta {
     pub version: String,
     /// Refresh sequence number; a snapshot only replaces one with a lower number.
     pub seq: u64,
-    /// Strong ETag of the identity document (quoted); encodings derive theirs from it.
+    /// Strong ETag of the identity document (quoted); encodings derive theirs from the
+    /// version the same way ([`etag`]).
     pub etag: String,
     /// Number of offers in the document.
     pub count: u64,
@@ -77,9 +97,9 @@ impl SnapshotMeta {
         format!("{seq}-{short}")
     }
 
-    /// The strong ETag of the identity document of `version`.
+    /// The strong ETag of the identity document of `version` ([`etag::whole`]).
     pub fn etag_for(version: &str) -> String {
-        format!("\"{version}\"")
+        etag::whole(version, Codec::Identity)
     }
 
     /// `generated_at` as written in the document and events (`2026-11-22T15:00:00.123Z`).
@@ -92,6 +112,7 @@ impl SnapshotMeta {
         match codec {
             Codec::Gzip => (self.gzip_bytes, &self.gzip_hash),
             Codec::Zstd => (self.zstd_bytes, &self.zstd_hash),
+            Codec::Identity => (self.json_bytes, &self.json_hash),
         }
     }
 
