@@ -22,10 +22,12 @@ fuzz_target!(|data: &[u8]| {
         Err(RequestRejected::InvalidJson(_)) => {
             assert!(text.starts_with('{'), "plain text {text:?} refused as JSON");
         }
+        Err(RequestRejected::NotText(e)) => panic!("bytes are always text here: {e}"),
         Ok(request) if text.starts_with('{') => {
             assert!(data.len() <= MAX_REQUEST_BYTES);
             let again = serde_json::to_vec(request).expect("a request serialises");
-            assert_eq!(RefreshRequest::parse(&again).as_ref(), Ok(request));
+            let reparsed = RefreshRequest::parse(&again).expect("a serialised request parses");
+            assert_eq!(&reparsed, request);
         }
         Ok(request) => {
             assert!(data.len() <= MAX_REQUEST_BYTES);
@@ -42,8 +44,8 @@ fuzz_target!(|data: &[u8]| {
     // by size, never parsed.
     let mut padded = vec![b' '; MAX_REQUEST_BYTES + 1 - data.len().min(MAX_REQUEST_BYTES)];
     padded.extend_from_slice(data);
-    assert_eq!(
+    assert!(matches!(
         RefreshRequest::parse(&padded),
-        Err(RequestRejected::TooLarge(padded.len()))
-    );
+        Err(RequestRejected::TooLarge(n)) if n == padded.len()
+    ));
 });

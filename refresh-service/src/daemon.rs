@@ -196,34 +196,31 @@ async fn listen(
             message = messages.recv() => message,
         };
         match message {
-            Ok(message) => {
-                let payload = message.value.as_bytes().unwrap_or_default();
-                match RefreshRequest::parse(payload) {
-                    Ok(request) => {
-                        tracing::info!(
-                            request_id = ?request.request_id,
-                            reason = ?request.reason,
-                            requested_by = ?request.requested_by,
-                            "refresh requested"
-                        );
-                        let queued = Queued {
-                            traceparent: request.traceparent.clone(),
-                            ..Queued::new(request.trigger(), request.request_id.clone())
-                        };
-                        if queue.send(queued).is_err() {
-                            break;
-                        }
-                    }
-                    Err(rejected) => {
-                        tracing::warn!(error = %rejected, "refresh request rejected");
-                        let event = Event::for_outcome(RefreshOutcome {
-                            error: Some(rejected.to_string()),
-                            ..RefreshOutcome::new(Trigger::Ops, RefreshStatus::Rejected)
-                        });
-                        ctx.publish_event(&event).await;
+            Ok(message) => match RefreshRequest::from_message(&message) {
+                Ok(request) => {
+                    tracing::info!(
+                        request_id = ?request.request_id,
+                        reason = ?request.reason,
+                        requested_by = ?request.requested_by,
+                        "refresh requested"
+                    );
+                    let queued = Queued {
+                        traceparent: request.traceparent.clone(),
+                        ..Queued::new(request.trigger(), request.request_id.clone())
+                    };
+                    if queue.send(queued).is_err() {
+                        break;
                     }
                 }
-            }
+                Err(rejected) => {
+                    tracing::warn!(error = %rejected, "refresh request rejected");
+                    let event = Event::for_outcome(RefreshOutcome {
+                        error: Some(rejected.to_string()),
+                        ..RefreshOutcome::new(Trigger::Ops, RefreshStatus::Rejected)
+                    });
+                    ctx.publish_event(&event).await;
+                }
+            },
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,

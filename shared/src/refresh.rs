@@ -62,8 +62,7 @@ impl EventStream for broadcast::Receiver<fred::types::Message> {
         loop {
             match self.recv().await {
                 Ok(message) => {
-                    let payload = message.value.as_bytes().unwrap_or_default();
-                    if let Ok(event) = serde_json::from_slice(payload) {
+                    if let Ok(event) = Event::from_message(&message) {
                         return Received::Event(Arc::new(event));
                     }
                 }

@@ -167,9 +167,12 @@ impl SnapshotSync {
                 }
                 message = messages.recv() => match message {
                     Ok(message) => {
-                        let Ok(event) = serde_json::from_slice::<Event>(message.value.as_bytes().unwrap_or_default()) else {
-                            tracing::debug!("ignoring an unknown event");
-                            continue;
+                        let event = match Event::from_message(&message) {
+                            Ok(event) => event,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "ignoring an unknown event");
+                                continue;
+                            }
                         };
                         if let Event::SnapshotUpdated(updated) = &event {
                             tracing::debug!(version = %updated.version, "snapshot.updated received");

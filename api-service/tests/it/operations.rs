@@ -92,7 +92,7 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .await
         .unwrap()
         .unwrap();
-    let request = shared::events::RefreshRequest::parse(message.value.as_bytes().unwrap()).unwrap();
+    let request = shared::events::RefreshRequest::from_message(&message).unwrap();
 
     api.stop.cancel();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -43,8 +43,7 @@ async fn stand_in_refresher(
         while let Ok(Ok(message)) =
             tokio::time::timeout(Duration::from_secs(5), messages.recv()).await
         {
-            let request =
-                RefreshRequest::parse(message.value.as_bytes().unwrap_or_default()).unwrap();
+            let request = RefreshRequest::from_message(&message).unwrap();
             seen.push(request.clone());
             let Some(status) = status else { continue };
             tokio::time::sleep(delay).await;
