@@ -1,24 +1,50 @@
-//! Liveness, readiness and metrics endpoints.
+//! Liveness, readiness and metrics endpoints, and the statuses they report.
 
 use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem_openapi::payload::{Json, PlainText};
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use crate::errors::{ApiError, ErrorBody};
 use crate::metrics::Metrics;
 use crate::sealed::BodyFiles;
 use crate::snapshot::CurrentSnapshot;
 
+/// Liveness: the process serves.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// The process serves (the only status it can report).
+    Ok,
+}
+
+/// Whether the last Redis read succeeded.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum RedisState {
+    /// It did.
+    Up,
+    /// It failed; the API serves its snapshot anyway.
+    Down,
+}
+
+/// Readiness: a snapshot is held.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum ReadyStatus {
+    /// A snapshot is held (a replica without one answers 503 instead).
+    Ready,
+}
+
 /// Liveness report.
 #[derive(Object)]
 pub struct Health {
     /// `ok` while the process serves.
-    pub status: String,
+    pub status: HealthStatus,
     /// `up` or `down`: whether the last Redis read succeeded (the API serves its
     /// snapshot either way).
-    pub redis: String,
+    pub redis: RedisState,
     /// Version served, if any.
     #[oai(nullable)]
     pub snapshot_version: Option<String>,
@@ -38,7 +64,7 @@ pub struct Health {
 #[derive(Object)]
 pub struct Ready {
     /// `ready`.
-    pub status: String,
+    pub status: ReadyStatus,
     /// Version served.
     pub version: String,
 }
@@ -70,13 +96,12 @@ impl HealthApi {
     #[oai(path = "/health", method = "get")]
     async fn health(&self) -> Json<Health> {
         Json(Health {
-            status: "ok".to_owned(),
+            status: HealthStatus::Ok,
             redis: if self.current.redis_up() {
-                "up"
+                RedisState::Up
             } else {
-                "down"
-            }
-            .to_owned(),
+                RedisState::Down
+            },
             snapshot_version: self.current.version(),
             snapshot_age_seconds: self.current.age_seconds(),
             rss_bytes: shared::memory::rss_bytes(),
@@ -89,7 +114,7 @@ impl HealthApi {
     async fn ready(&self) -> ReadyResponse {
         match self.current.version() {
             Some(version) => ReadyResponse::Ready(Json(Ready {
-                status: "ready".to_owned(),
+                status: ReadyStatus::Ready,
                 version,
             })),
             None => ReadyResponse::NotReady(Json(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object};
+use poem_openapi::{ApiResponse, Enum, Object};
 use tokio::sync::broadcast;
 
 use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
@@ -20,7 +20,7 @@ use crate::errors::{ApiError, ErrorBody};
 #[derive(Object)]
 pub struct RefreshResult {
     /// `success`, `unchanged`, `skipped` or `failed`.
-    pub status: String,
+    pub status: RefreshStatus,
     /// The request's id.
     pub request_id: String,
     /// Offers in the current snapshot.
@@ -40,11 +40,19 @@ pub struct RefreshResult {
     pub error: Option<String>,
 }
 
+/// The status of a request published without waiting for it.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum AcceptedStatus {
+    /// Published; its outcome comes as an event.
+    Accepted,
+}
+
 /// A request accepted without waiting.
 #[derive(Object)]
 pub struct Accepted {
     /// Always `accepted`.
-    pub status: String,
+    pub status: AcceptedStatus,
     /// The request's id, found again in the refresh log and events.
     pub request_id: String,
 }
@@ -85,10 +93,11 @@ fn unavailable(code: &'static str, message: &'static str) -> RefreshReply {
     ))
 }
 
-fn result(outcome: RefreshOutcome) -> RefreshResult {
+/// The result of the request `request_id`, whose outcome `outcome` is.
+fn result(request_id: String, outcome: RefreshOutcome) -> RefreshResult {
     RefreshResult {
-        status: outcome.status.as_str().to_owned(),
-        request_id: outcome.request_id.unwrap_or_default(),
+        status: outcome.status,
+        request_id,
         count: outcome.count,
         version: outcome.version,
         etag: outcome.etag,
@@ -119,7 +128,10 @@ impl RefreshEndpoint {
         wait: bool,
         timeout: Duration,
     ) -> RefreshReply {
+        // The id is ours, so the result names it whatever the outcome carries.
+        let request_id = uuid::Uuid::new_v4().to_string();
         let request = RefreshRequest {
+            request_id: Some(request_id.clone()),
             reason: Some("requested through the API".to_owned()),
             requested_by: requested_by.map(str::to_owned),
             trigger: Some(Trigger::Api),
@@ -130,14 +142,19 @@ impl RefreshEndpoint {
             self.requester
                 .request_and_wait(request, events, timeout)
                 .await
-                .map(|outcome| match outcome.status {
-                    RefreshStatus::Failed => RefreshReply::Failed(Json(result(outcome))),
-                    _ => RefreshReply::Done(Json(result(outcome))),
+                .map(|outcome| {
+                    let failed = outcome.status == RefreshStatus::Failed;
+                    let result = Json(result(request_id, outcome));
+                    if failed {
+                        RefreshReply::Failed(result)
+                    } else {
+                        RefreshReply::Done(result)
+                    }
                 })
         } else {
             self.requester.request(request).await.map(|request_id| {
                 RefreshReply::Accepted(Json(Accepted {
-                    status: "accepted".to_owned(),
+                    status: AcceptedStatus::Accepted,
                     request_id,
                 }))
             })

@@ -31,8 +31,10 @@ pub enum SnapshotBody {
 /// A document decompressed while it is sent; the work starts on the first poll, so a
 /// `HEAD` (whose body is never polled) costs nothing.
 pub struct Inflating {
-    zstd: Option<Bytes>,
+    /// The zstd body (shared with the snapshot, so holding it costs nothing).
+    zstd: Bytes,
     remaining: u64,
+    /// The decompressed chunks, once the decompression runs.
     chunks: Option<mpsc::Receiver<io::Result<Bytes>>>,
 }
 
@@ -45,7 +47,7 @@ impl SnapshotBody {
     /// The `len` bytes `zstd` decompresses to, produced while they are sent.
     pub fn inflating(zstd: Bytes, len: u64) -> Self {
         Self::Inflating(Inflating {
-            zstd: Some(zstd),
+            zstd,
             remaining: len,
             chunks: None,
         })
@@ -62,14 +64,6 @@ impl SnapshotBody {
     /// Whether the body is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// The bytes of a body sent as it is (tests and the poem bridge).
-    pub fn into_bytes(self) -> Option<Bytes> {
-        match self {
-            Self::Full(bytes) => Some(bytes.unwrap_or_default()),
-            Self::Inflating(_) => None,
-        }
     }
 }
 
@@ -115,9 +109,10 @@ impl Body for SnapshotBody {
                 if inflating.remaining == 0 {
                     return Poll::Ready(None);
                 }
+                let zstd = &inflating.zstd;
                 let chunks = inflating.chunks.get_or_insert_with(|| {
                     let (send, receive) = mpsc::channel(CHUNKS_AHEAD);
-                    let zstd = inflating.zstd.take().unwrap_or_default();
+                    let zstd = zstd.clone();
                     tokio::task::spawn_blocking(move || inflate(&zstd, &send));
                     receive
                 });

@@ -104,8 +104,9 @@ pub type HeldDelta = (Delta, [u8; 32], Bytes);
 pub struct Deltas {
     /// Checked and held.
     pub held: Vec<HeldDelta>,
-    /// Refused (missing, not matching the index, or another dictionary), with why.
-    pub refused: Vec<(String, String)>,
+    /// Refused (missing, not matching the index, or another dictionary): the earlier
+    /// version, and why.
+    pub refused: Vec<(String, LoadError)>,
 }
 
 /// The deltas `version`'s index lists, each copied into a sealed file and checked;
@@ -129,7 +130,7 @@ pub async fn load_deltas(
         match load_delta(store, version, &delta, files).await {
             Ok((dictionary, body)) => deltas.held.push((delta, dictionary, body)),
             Err(LoadError::Store(StoreError::Redis(e))) => return Err(StoreError::Redis(e).into()),
-            Err(e) => deltas.refused.push((delta.version, e.to_string())),
+            Err(e) => deltas.refused.push((delta.version, e)),
         }
     }
     Ok(Some(deltas))
