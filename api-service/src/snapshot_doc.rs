@@ -3,7 +3,8 @@
 //! [`crate::snapshot_route`] answers `GET`/`HEAD /api/v4/ofertasws` before poem sees the
 //! request, so poem-openapi never serves it; [`SnapshotRouteDoc`] implements
 //! [`OpenApi`](trait@poem_openapi::OpenApi) by hand to describe it (statuses, headers,
-//! bodies, security) and adds no route. `tests/it/operations.rs` drives the server into
+//! bodies, security) and adds no route. The body's schema is that of the type
+//! refresh-service serialises ([`shared::document`]). `tests/it/operations.rs` drives the server into
 //! every status declared here and checks each response against its declaration.
 
 use std::collections::HashMap;
@@ -14,62 +15,13 @@ use poem_openapi::registry::{
     MetaResponse, MetaResponses, MetaSchemaRef, Registry,
 };
 use poem_openapi::types::Type;
-use poem_openapi::{ApiExtractor, Object, OpenApi};
+use poem_openapi::{ApiExtractor, OpenApi};
+
+use shared::document::SnapshotDocument;
 
 use crate::bearer::BearerAuth;
 use crate::errors::ErrorBody;
 use crate::route_table::SNAPSHOT_PATH;
-
-/// The snapshot document: the live offers, ranked.
-#[derive(Object)]
-struct SnapshotDocument {
-    /// Snapshot version.
-    version: String,
-    /// When the snapshot was generated (`2026-11-22T15:00:00.123Z`).
-    generated_at: String,
-    /// Number of offers, the length of `ofertas`.
-    count: u64,
-    /// The live offers by score descending, then id ascending.
-    ofertas: Vec<Oferta>,
-}
-
-/// One live offer of the snapshot document.
-#[derive(Object)]
-struct Oferta {
-    /// Offer id.
-    id: i64,
-    /// Merchant id.
-    merchant_id: i64,
-    /// Merchant name.
-    merchant_name: String,
-    /// Title.
-    title: String,
-    /// Description.
-    #[oai(nullable)]
-    description: Option<String>,
-    /// Category.
-    category: String,
-    /// Price, a decimal string.
-    price: String,
-    /// Price before the discount, a decimal string.
-    #[oai(nullable)]
-    original_price: Option<String>,
-    /// Discount in percent (one decimal).
-    #[oai(nullable)]
-    discount_pct: Option<f64>,
-    /// ISO 4217 currency code.
-    currency: String,
-    /// Image URL.
-    #[oai(nullable)]
-    image_url: Option<String>,
-    /// Start of the offer.
-    starts_at: String,
-    /// End of the offer; open-ended when null.
-    #[oai(nullable)]
-    ends_at: Option<String>,
-    /// Ranking score, 0..1.
-    score: f64,
-}
 
 /// What a documented response carries.
 #[derive(Clone, Copy)]

@@ -8,10 +8,10 @@ use std::io::{self, Write};
 
 use bytes::Bytes;
 use flate2::{Compression, write::GzEncoder};
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use shared::document::{DOCUMENT_END, SnapshotDocument};
 use shared::snapshot::{DocumentDigest, DocumentHashes};
 
 /// gzip level: 6 is zlib's default and the best size per millisecond here (README, "Compression").
@@ -23,17 +23,6 @@ pub const ZSTD_LEVEL: i32 = 7;
 const CHUNK_BYTES: usize = 128 * 1024;
 /// Chunks waiting per encoder before the writer waits for it.
 const CHUNKS_IN_FLIGHT: usize = 8;
-
-/// The document's fields before the offers.
-#[derive(Serialize)]
-pub struct DocumentHeader<'a> {
-    /// Snapshot version.
-    pub version: &'a str,
-    /// Generation time (`…T15:00:00.123Z`).
-    pub generated_at: &'a str,
-    /// Number of offers.
-    pub count: usize,
-}
 
 /// `score` is written with four decimals: they rank the offers as the model's six did
 /// (the same order on the churn model) and leave out digits that changed with the clock
@@ -138,17 +127,16 @@ pub struct DocumentWriter {
 }
 
 impl DocumentWriter {
-    /// Starts both encoders and writes the document's header; `json_bytes` (the offers'
-    /// JSON size) sizes the output buffers.
-    pub fn start(header: &DocumentHeader<'_>, json_bytes: usize) -> io::Result<Self> {
+    /// Starts both encoders and writes the document's header (`header`, whose offers are
+    /// left out: they follow); `json_bytes` (the offers' JSON size) sizes the output
+    /// buffers.
+    pub fn start(header: &SnapshotDocument<'_>, json_bytes: usize) -> io::Result<Self> {
         // Compressed output is ~1/5 of the offer JSON; start near that to avoid regrowth.
         let capacity = json_bytes / 4 + 4096;
         let (to_gzip, gzip_chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let (to_zstd, zstd_chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
-        let mut chunk = Vec::with_capacity(CHUNK_BYTES + 4096);
-        serde_json::to_writer(&mut chunk, header)?;
-        chunk.pop(); // the header's closing brace: the offers follow
-        chunk.extend_from_slice(br#","ofertas":["#);
+        let mut chunk = header.head()?;
+        chunk.reserve(CHUNK_BYTES + 4096);
         Ok(Self {
             chunk,
             offers: 0,
@@ -160,7 +148,8 @@ impl DocumentWriter {
         })
     }
 
-    /// Appends one offer: its JSON object `{…}` (without a score) and `score`.
+    /// Appends one offer: its [`Offer`](shared::document::Offer) JSON object `{…}` and
+    /// `score`, as [`Oferta`](shared::document::Oferta) serialises the two.
     pub async fn offer(&mut self, object: &[u8], score: f64) -> io::Result<()> {
         let Some((_, fields)) = object.split_last() else {
             return Err(io::Error::other("empty offer object"));
@@ -198,7 +187,7 @@ impl DocumentWriter {
     /// # Errors
     /// An encoder failure (in practice only allocation limits).
     pub async fn finish(mut self) -> io::Result<Encoded> {
-        self.chunk.extend_from_slice(b"]}");
+        self.chunk.extend_from_slice(DOCUMENT_END);
         let sent = self.send().await;
         let Self {
             to_gzip,

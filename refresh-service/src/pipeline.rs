@@ -15,12 +15,13 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use thiserror::Error;
 use tracing::{Span, field::Empty};
 
+use shared::document::{SnapshotDocument, Text};
 use shared::events::{Event, RefreshStatus, SnapshotUpdated};
 use shared::snapshot::SnapshotMeta;
 use shared::store::{Bodies, StoreError, Switch};
 
 use crate::context::RefreshContext;
-use crate::encode::{DocumentHeader, DocumentWriter, Encoded, Ranking};
+use crate::encode::{DocumentWriter, Encoded, Ranking};
 use crate::lock::{LOCK_TTL, RefreshLock};
 use crate::metrics::Stage;
 use crate::rank::RankError;
@@ -239,11 +240,11 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
         snapshot.gzip_bytes = Empty,
         snapshot.zstd_bytes = Empty
     );
-    let generated = shared::snapshot::format_millis(&generated_at);
-    let header = DocumentHeader {
-        version: &version,
-        generated_at: &generated,
-        count: offers.len(),
+    let header = SnapshotDocument {
+        version: Text::from(version.as_str()),
+        generated_at,
+        count: offers.len() as u64,
+        ofertas: Vec::new(),
     };
     let encoded = stages
         .run(Stage::Compress, span, async {

@@ -12,15 +12,17 @@ use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use serde::Serialize;
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
+
+use shared::document::{Offer, Text};
 
 use crate::encode::{DocumentWriter, Ranking};
 use crate::rank::{self, FEATURES, OfferSignals};
 
 /// Columns of an offer as the document shows it, plus `updated_at` for ranking; each is
-/// named as [`OfferJson`] decodes it.
+/// named as [`OfferRow`] decodes it.
 const OFFER_COLUMNS: &str = "
     o.id, o.merchant_id, o.merchant_name, o.title, o.description, o.category,
     o.price::text as price, o.original_price::text as original_price,
@@ -111,36 +113,49 @@ fn offers_in_order() -> String {
     )
 }
 
-/// One offer row: as it appears in the document (minus its score), plus `updated_at`.
-#[derive(Serialize, FromRow)]
-struct OfferJson<'r> {
-    id: i64,
-    merchant_id: i64,
-    merchant_name: &'r str,
-    title: &'r str,
-    description: Option<&'r str>,
-    category: &'r str,
-    price: &'r str,
-    original_price: Option<&'r str>,
-    discount_pct: Option<f64>,
-    currency: &'r str,
-    image_url: Option<&'r str>,
-    starts_at: DateTime<Utc>,
-    ends_at: Option<DateTime<Utc>>,
-    /// Ranking input only: not in the document.
-    #[serde(skip)]
+/// One offer row: the document's [`Offer`] (without its score, which ranking adds; its
+/// text borrowed from the row) and `updated_at`, which only ranking reads.
+struct OfferRow<'r> {
+    offer: Offer<'r>,
     updated_at: DateTime<Utc>,
 }
 
-impl<'r> OfferJson<'r> {
-    fn decode(row: &'r sqlx::postgres::PgRow) -> Result<Self, SourceError> {
-        Self::from_row(row).map_err(SourceError::Decode)
+impl<'r> OfferRow<'r> {
+    /// Decodes `row`, whose columns are [`OFFER_COLUMNS`].
+    fn decode(row: &'r PgRow) -> Result<Self, SourceError> {
+        Self::columns(row).map_err(SourceError::Decode)
     }
 
-    /// Appends the JSON object to `out`.
+    fn columns(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let text = |column| row.try_get::<&str, _>(column).map(Text::from);
+        let optional = |column| {
+            row.try_get::<Option<&str>, _>(column)
+                .map(|text| text.map(Text::from))
+        };
+        Ok(Self {
+            offer: Offer {
+                id: row.try_get("id")?,
+                merchant_id: row.try_get("merchant_id")?,
+                merchant_name: text("merchant_name")?,
+                title: text("title")?,
+                description: optional("description")?,
+                category: text("category")?,
+                price: text("price")?,
+                original_price: optional("original_price")?,
+                discount_pct: row.try_get("discount_pct")?,
+                currency: text("currency")?,
+                image_url: optional("image_url")?,
+                starts_at: row.try_get("starts_at")?,
+                ends_at: row.try_get("ends_at")?,
+            },
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    /// Appends the offer's JSON object to `out`.
     fn write_to(&self, out: &mut Vec<u8>) -> Result<(), SourceError> {
-        serde_json::to_writer(out, self).map_err(|source| SourceError::Serialize {
-            id: self.id,
+        serde_json::to_writer(out, &self.offer).map_err(|source| SourceError::Serialize {
+            id: self.offer.id,
             source,
         })
     }
@@ -247,11 +262,11 @@ impl OfferSet {
                     .try_next()
                     .await?
                     .ok_or(SourceError::Vanished(expected))?;
-                let offer = OfferJson::decode(&row)?;
-                if offer.id != expected {
+                let offer = OfferRow::decode(&row)?;
+                if offer.offer.id != expected {
                     return Err(SourceError::Reordered {
                         expected,
-                        found: offer.id,
+                        found: offer.offer.id,
                     });
                 }
                 object.clear();
@@ -294,7 +309,7 @@ pub async fn load_active(
             .bind(now)
             .fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            let offer = OfferJson::decode(&row)?;
+            let offer = OfferRow::decode(&row)?;
             let out = match held.as_mut() {
                 Some(held) => &mut held.text,
                 None => {
@@ -313,13 +328,14 @@ pub async fn load_active(
                     held = None;
                 }
             }
+            let OfferRow { offer, updated_at } = offer;
             let signals = OfferSignals {
-                price: offer.price.parse().unwrap_or(0.0),
+                price: offer.price.as_str().parse().unwrap_or(0.0),
                 discount_pct: offer.discount_pct,
                 ends_at: offer.ends_at,
-                updated_at: offer.updated_at,
+                updated_at,
                 has_image: offer.image_url.is_some(),
-                category: offer.category,
+                category: offer.category.as_str(),
             };
             ids.push(offer.id);
             features.extend_from_slice(&rank::features(&signals, ranked_at));

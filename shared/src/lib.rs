@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod delta;
+pub mod document;
 pub mod events;
 pub mod keys;
 pub mod memory;

@@ -220,6 +220,7 @@ fn check_hash(meta: &SnapshotMeta, codec: Codec, bytes: u64, hash: &str) -> Resu
     let (expected_bytes, expected_hash) = match codec {
         Codec::Gzip => (meta.gzip_bytes, &meta.gzip_hash),
         Codec::Zstd => (meta.zstd_bytes, &meta.zstd_hash),
+        Codec::Identity => (meta.json_bytes, &meta.json_hash),
     };
     if (expected_bytes, expected_hash.as_str()) == (bytes, hash) {
         Ok(())
@@ -328,6 +329,10 @@ fn check_document(
         Codec::Gzip => flate2::read::GzDecoder::new(body)
             .read_to_end(&mut document)
             .map(drop),
+        Codec::Identity => {
+            document.extend_from_slice(body);
+            Ok(())
+        }
     }
     .map_err(|e| format!("{} body of {version} does not decode: {e}", codec.name()))?;
     document_matches(&document, version, count.as_deref())?;

@@ -4,6 +4,7 @@
 mod binary;
 mod daemon;
 mod deltas;
+mod document_schema;
 mod helpers;
 mod pipeline;
 mod ranker;
