@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 
 use bytes::Bytes;
-use poem::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
 
@@ -35,6 +35,15 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The header some errors carry besides the body.
+#[derive(Debug, Clone, Copy)]
+enum Extra {
+    /// `Allow` of a 405: the methods the route answers.
+    Allow(&'static str),
+    /// `Retry-After` of a 503 before the first snapshot.
+    RetryAfter,
+}
+
 /// An error with its status, contract code, the header that goes with it, and its cause.
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -45,8 +54,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Message for the client.
     pub message: Cow<'static, str>,
-    /// A header the status calls for (`Allow`, `Retry-After`).
-    header: Option<(HeaderName, HeaderValue)>,
+    /// A header the status calls for.
+    header: Option<Extra>,
     /// What caused it, for the log.
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
@@ -80,7 +89,7 @@ impl ApiError {
     /// 503: no snapshot has been loaded yet; try again in [`RETRY_AFTER_SECS`].
     pub fn no_snapshot() -> Self {
         Self {
-            header: Some((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS))),
+            header: Some(Extra::RetryAfter),
             ..Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no_snapshot",
@@ -92,9 +101,7 @@ impl ApiError {
     /// 405 naming in `Allow` the methods `route` answers.
     pub fn method_not_allowed(route: Route) -> Self {
         Self {
-            header: route
-                .allow()
-                .map(|allow| (header::ALLOW, HeaderValue::from_static(allow))),
+            header: route.allow().map(Extra::Allow),
             ..Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -147,8 +154,14 @@ impl ApiError {
                 HeaderValue::from_static(WWW_AUTHENTICATE),
             );
         }
-        if let Some((name, value)) = &self.header {
-            headers.insert(name.clone(), value.clone());
+        match self.header {
+            Some(Extra::Allow(allow)) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Some(Extra::RetryAfter) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            None => {}
         }
         response
     }

@@ -3,6 +3,7 @@
 
 use poem::http::{HeaderMap, HeaderName};
 
+use shared::sha256::Sha256;
 use shared::snapshot::Codec;
 use shared::snapshot::etag::DCZ;
 
@@ -107,7 +108,7 @@ const MAX_AVAILABLE_DICTIONARY: usize = 64;
 /// The SHA-256 an `Available-Dictionary` header names (RFC 9842 §2.2: one structured
 /// field byte sequence, `:base64:`), or `None` when the header is absent, repeated,
 /// oversized or malformed — such a request is answered as if it had named none.
-pub fn available_dictionary(headers: &HeaderMap) -> Option<[u8; 32]> {
+pub fn available_dictionary(headers: &HeaderMap) -> Option<Sha256> {
     use base64::Engine as _;
     let mut values = headers.get_all(AVAILABLE_DICTIONARY).iter();
     let value = values.next()?;
@@ -118,7 +119,7 @@ pub fn available_dictionary(headers: &HeaderMap) -> Option<[u8; 32]> {
     let encoded = text.strip_prefix(':')?.strip_suffix(':')?;
     let mut sha = [0u8; 32];
     match base64::engine::general_purpose::STANDARD.decode_slice(encoded, &mut sha) {
-        Ok(32) => Some(sha),
+        Ok(32) => Some(Sha256::from_bytes(sha)),
         _ => None,
     }
 }
@@ -211,7 +212,7 @@ mod tests {
         // RFC 9842's test vector: the SHA-256 of "This is a test dictionary.\n".
         let vector = ":U5abz16WDg7b8KS93msLPpOB4Vbef1uRzoORYkJw9BY=:";
         let sha = available_dictionary(&with_dictionary(&[vector])).unwrap();
-        assert_eq!((sha[0], sha[31]), (0x53, 0x16));
+        assert_eq!(sha, Sha256::of(b"This is a test dictionary.\n"));
         assert_eq!(
             available_dictionary(&with_dictionary(&[&format!(" {vector} ")])),
             Some(sha)
@@ -249,7 +250,7 @@ mod tests {
                 headers.insert(AVAILABLE_DICTIONARY, value);
                 if let Some(sha) = available_dictionary(&headers) {
                     use base64::Engine as _;
-                    let encoded = base64::engine::general_purpose::STANDARD.encode(sha);
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(sha.as_bytes());
                     prop_assert_eq!(headers[AVAILABLE_DICTIONARY].to_str().unwrap().trim(), format!(":{encoded}:"));
                 }
             }

@@ -8,6 +8,8 @@ use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, param::Query};
 
+use shared::sha256::Sha256;
+
 use crate::bearer::BearerAuth;
 use crate::errors::{ApiError, ErrorBody};
 use crate::refresh::{RefreshEndpoint, RefreshReply};
@@ -34,7 +36,7 @@ pub struct MetaBody {
     pub zstd_bytes: u64,
     /// Lowercase hex SHA-256 of the identity document: what `Available-Dictionary` names
     /// once a client holds it.
-    pub json_sha256: String,
+    pub json_sha256: Sha256,
     /// The earlier versions a `dcz` delta to this one is ready from.
     pub deltas: Vec<DeltaBody>,
 }
@@ -45,7 +47,7 @@ pub struct DeltaBody {
     /// The earlier version whose identity document is the dictionary.
     pub version: String,
     /// Lowercase hex SHA-256 of that document, as `Available-Dictionary` names it.
-    pub json_sha256: String,
+    pub json_sha256: Sha256,
     /// Size of the dcz body.
     pub dcz_bytes: u64,
 }
@@ -93,13 +95,13 @@ impl OfertasApi {
                     json_bytes: meta.json_bytes,
                     gzip_bytes: meta.gzip_bytes,
                     zstd_bytes: meta.zstd_bytes,
-                    json_sha256: snapshot.json_sha256.clone(),
+                    json_sha256: snapshot.json_sha256,
                     deltas: snapshot
                         .deltas
                         .iter()
                         .map(|d| DeltaBody {
                             version: d.delta.version.clone(),
-                            json_sha256: d.delta.json_sha256.clone(),
+                            json_sha256: d.delta.json_sha256,
                             dcz_bytes: d.delta.dcz_bytes,
                         })
                         .collect(),

@@ -11,12 +11,12 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 use zstd::stream::raw::CParameter;
 
 use shared::delta::{Delta, MAX_DICTIONARY_BYTES, dcz_header};
-use shared::snapshot::{Codec, SnapshotMeta, hash_hex, sha256_hex};
+use shared::sha256::Sha256;
+use shared::snapshot::{Codec, SnapshotMeta, hash_hex};
 use shared::store::{RETAINED_VERSIONS, StoreError};
 
 use crate::context::RefreshContext;
@@ -125,9 +125,8 @@ pub fn compress(
     document: &[u8],
     settings: DeltaSettings,
 ) -> io::Result<Vec<u8>> {
-    let sha: [u8; 32] = Sha256::digest(dictionary).into();
     let mut body = Vec::with_capacity(document.len() / 16 + 64);
-    body.extend_from_slice(&dcz_header(&sha));
+    body.extend_from_slice(&dcz_header(&Sha256::of(dictionary)));
     let mut encoder =
         zstd::stream::write::Encoder::with_ref_prefix(&mut body, settings.level, dictionary)?;
     encoder.set_parameter(CParameter::WindowLog(window_log(document.len() as u64)))?;
@@ -174,7 +173,7 @@ pub async fn build_missing(ctx: &RefreshContext) -> Result<Option<Built>, DeltaE
         for (back, base) in usable {
             let started = Instant::now();
             let dictionary = document_of(ctx, base).await?;
-            let (document, json_sha256) = (document.clone(), sha256_hex(&dictionary));
+            let (document, json_sha256) = (document.clone(), Sha256::of(&dictionary));
             let settings = DeltaSettings::for_dictionary(base.json_bytes);
             let body =
                 tokio::task::spawn_blocking(move || compress(&dictionary, &document, settings))
@@ -280,8 +279,8 @@ mod tests {
         let body = compress(&dictionary, &document, LARGE_DOCUMENTS).unwrap();
         assert!(body.len() < 2_000, "{} bytes", body.len());
         assert_eq!(
-            shared::delta::dcz_dictionary(&body).map(hex::encode),
-            Some(sha256_hex(&dictionary))
+            shared::delta::dcz_dictionary(&body),
+            Some(Sha256::of(&dictionary))
         );
         let mut decoder =
             zstd::stream::read::Decoder::with_ref_prefix(&body[40..], &dictionary[..]).unwrap();

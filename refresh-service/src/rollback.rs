@@ -38,7 +38,9 @@ pub async fn print_versions(store: &SnapshotStore) -> anyhow::Result<()> {
     );
     for (current, meta) in list(store).await? {
         let age = (Utc::now() - meta.generated_at).num_seconds();
-        let sha256 = meta.json_sha256.as_deref().unwrap_or("-");
+        let sha256 = meta
+            .json_sha256
+            .map_or_else(|| "-".to_owned(), |sha| sha.to_string());
         println!(
             "{:<2} {:<24} {:>8} {:>10} {:>10} {:>10}  {:<12}  {} ({age} s ago)",
             if current { "*" } else { "" },
@@ -47,7 +49,7 @@ pub async fn print_versions(store: &SnapshotStore) -> anyhow::Result<()> {
             meta.json_bytes,
             meta.gzip_bytes,
             meta.zstd_bytes,
-            sha256.get(..12).unwrap_or(sha256),
+            sha256.get(..12).unwrap_or(&sha256),
             meta.generated_at_string()
         );
         match store.deltas(&meta.version).await? {

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use fred::prelude::{HashesInterface, KeysInterface, LuaInterface};
 use serde::{Deserialize, Serialize};
 
+use crate::sha256::Sha256;
 use crate::snapshot::BodyCheck;
 use crate::store::{SnapshotStore, StoreError};
 
@@ -35,36 +36,30 @@ pub const MAX_DICTIONARY_BYTES: u64 = 100 * 1024 * 1024;
 pub struct Delta {
     /// The earlier version whose identity document is the dictionary.
     pub version: String,
-    /// Lowercase hex SHA-256 of that document: what `Available-Dictionary` names.
-    pub json_sha256: String,
+    /// SHA-256 of that document (lowercase hex in the index): what
+    /// `Available-Dictionary` names.
+    pub json_sha256: Sha256,
     /// Size of the dcz body (header included).
     pub dcz_bytes: u64,
     /// BLAKE3 (hex) of the dcz body.
     pub dcz_hash: String,
 }
 
-/// The dcz header for a dictionary whose SHA-256 is `dictionary_sha256`.
-pub fn dcz_header(dictionary_sha256: &[u8; 32]) -> [u8; DCZ_HEADER_BYTES] {
+/// The dcz header for a dictionary whose SHA-256 is `dictionary`.
+pub fn dcz_header(dictionary: &Sha256) -> [u8; DCZ_HEADER_BYTES] {
     let mut header = [0; DCZ_HEADER_BYTES];
     header[..8].copy_from_slice(&DCZ_MAGIC);
-    header[8..].copy_from_slice(dictionary_sha256);
+    header[8..].copy_from_slice(dictionary.as_bytes());
     header
 }
 
 /// The dictionary SHA-256 a dcz body names, when it starts with a valid header.
-pub fn dcz_dictionary(body: &[u8]) -> Option<[u8; 32]> {
+pub fn dcz_dictionary(body: &[u8]) -> Option<Sha256> {
     let header = body.get(..DCZ_HEADER_BYTES)?;
     if header[..8] != DCZ_MAGIC {
         return None;
     }
-    header[8..].try_into().ok()
-}
-
-/// `hex` (64 hex digits) as 32 bytes.
-pub fn sha256_bytes(hex: &str) -> Option<[u8; 32]> {
-    let mut bytes = [0; 32];
-    hex::decode_to_slice(hex, &mut bytes).ok()?;
-    Some(bytes)
+    header[8..].try_into().ok().map(Sha256::from_bytes)
 }
 
 /// Writes the bodies and the index of a version's deltas only while the version is still
@@ -157,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_dcz_header_names_its_dictionary() {
-        let sha = [7u8; 32];
+        let sha = Sha256::from_bytes([7u8; 32]);
         let mut body = dcz_header(&sha).to_vec();
         assert_eq!(body[..8], [0x5E, 0x2A, 0x4D, 0x18, 0x20, 0, 0, 0]);
         body.extend_from_slice(b"frame");
@@ -165,14 +160,5 @@ mod tests {
         body[0] = 0x5F;
         assert_eq!(dcz_dictionary(&body), None);
         assert_eq!(dcz_dictionary(&body[..20]), None);
-    }
-
-    #[test]
-    fn sha256_hex_is_read_back_as_bytes() {
-        // SHA-256 of "This is a test dictionary.\n" (RFC 9842's test vector).
-        let hex = "53969bcf5e960e0edbf0a4bdde6b0b3e9381e156de7f5b91ce8391624270f416";
-        assert_eq!(sha256_bytes(hex).map(|b| (b[0], b[31])), Some((0x53, 0x16)));
-        assert_eq!(sha256_bytes("zz"), None);
-        assert_eq!(sha256_bytes(&hex[..62]), None);
     }
 }

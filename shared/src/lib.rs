@@ -11,8 +11,11 @@ pub mod document;
 pub mod events;
 pub mod keys;
 pub mod memory;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod redis;
 pub mod refresh;
+pub mod sha256;
 pub mod shutdown;
 pub mod snapshot;
 pub mod store;

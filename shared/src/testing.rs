@@ -254,7 +254,8 @@ impl Drop for Scratch {
 /// the sizes and hashes they really have: for tests and tools that need a plausible
 /// snapshot without building one.
 pub fn sample_meta(document: &[u8], gzip: &[u8], zstd: &[u8]) -> crate::snapshot::SnapshotMeta {
-    use crate::snapshot::{SnapshotMeta, hash_hex, sha256_hex};
+    use crate::sha256::Sha256;
+    use crate::snapshot::{SnapshotMeta, hash_hex};
     let content_hash = hash_hex(document);
     let version = SnapshotMeta::version_for(1, &content_hash);
     SnapshotMeta {
@@ -270,7 +271,7 @@ pub fn sample_meta(document: &[u8], gzip: &[u8], zstd: &[u8]) -> crate::snapshot
         gzip_bytes: gzip.len() as u64,
         zstd_bytes: zstd.len() as u64,
         json_hash: hash_hex(document),
-        json_sha256: Some(sha256_hex(document)),
+        json_sha256: Some(Sha256::of(document)),
         gzip_hash: hash_hex(gzip),
         zstd_hash: hash_hex(zstd),
     }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use shared::delta::{Delta, dcz_dictionary, sha256_bytes};
+use shared::delta::{Delta, dcz_dictionary};
+use shared::sha256::Sha256;
 use shared::snapshot::{Codec, DocumentDigest, SnapshotMeta};
 use shared::store::{SnapshotStore, StoreError};
 
@@ -98,7 +99,7 @@ pub async fn load(
 }
 
 /// A delta ready to serve: its index entry, its dictionary's SHA-256, its body.
-pub type HeldDelta = (Delta, [u8; 32], Bytes);
+pub type HeldDelta = (Delta, Sha256, Bytes);
 
 /// The deltas of a version that could be held, and those refused.
 pub struct Deltas {
@@ -142,7 +143,7 @@ async fn load_delta(
     version: &str,
     delta: &Delta,
     files: &Arc<BodyFiles>,
-) -> Result<([u8; 32], Bytes), LoadError> {
+) -> Result<(Sha256, Bytes), LoadError> {
     let memory = |source| LoadError::Memory {
         version: version.to_owned(),
         source,
@@ -150,9 +151,8 @@ async fn load_delta(
     let mut file = SealedWriter::new().map_err(memory)?;
     store.copy_delta(version, delta, &mut file).await?;
     let body = file.seal(files).map_err(memory)?;
-    let named = dcz_dictionary(&body);
-    match sha256_bytes(&delta.json_sha256) {
-        Some(dictionary) if named == Some(dictionary) => Ok((dictionary, body)),
+    match dcz_dictionary(&body) {
+        Some(named) if named == delta.json_sha256 => Ok((named, body)),
         _ => Err(LoadError::Document {
             version: version.to_owned(),
             source: io::Error::new(
@@ -183,13 +183,13 @@ async fn fetch(
 }
 
 /// Decompresses `zstd`, checks the document against `meta`, and returns its SHA-256
-/// (hex) and, when it is no larger than `hold` bytes, the document sealed.
+/// and, when it is no larger than `hold` bytes, the document sealed.
 fn inflate_checked(
     meta: &SnapshotMeta,
     zstd: &[u8],
     hold: u64,
     files: &Arc<BodyFiles>,
-) -> Result<(String, Option<Bytes>), LoadError> {
+) -> Result<(Sha256, Option<Bytes>), LoadError> {
     let memory = |source| LoadError::Memory {
         version: meta.version.clone(),
         source,

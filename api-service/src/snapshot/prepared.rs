@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use poem::http::{HeaderMap, HeaderName, HeaderValue, header};
 
-use shared::delta::{Delta, sha256_bytes};
+use shared::delta::Delta;
+use shared::sha256::Sha256;
 use shared::snapshot::etag::{self, DCZ};
 use shared::snapshot::{Codec, SnapshotMeta};
 
@@ -76,7 +77,7 @@ pub struct DeltaVariant {
     /// What its version's index says of it.
     pub delta: Delta,
     /// SHA-256 of the earlier document: the `Available-Dictionary` it answers.
-    pub dictionary: [u8; 32],
+    pub dictionary: Sha256,
     /// The response.
     pub variant: Variant,
 }
@@ -85,11 +86,8 @@ pub struct DeltaVariant {
 pub struct Snapshot {
     /// Its metadata.
     pub meta: SnapshotMeta,
-    /// Lowercase hex SHA-256 of its identity document (computed when it was checked).
-    pub json_sha256: String,
-    /// The same SHA-256 as `Available-Dictionary` names it, decoded once here rather
-    /// than on every request that names a dictionary.
-    own_dictionary: Option<[u8; 32]>,
+    /// SHA-256 of its identity document (computed when it was checked).
+    pub json_sha256: Sha256,
     /// zstd, gzip, identity — indexed by [`Codec::index`].
     pub variants: [Variant; 3],
     /// The deltas held, by earlier version.
@@ -155,11 +153,11 @@ impl Snapshot {
     /// [`UnusableMeta`] when the version or a date cannot be written into a header.
     pub fn new(
         meta: SnapshotMeta,
-        json_sha256: String,
+        json_sha256: Sha256,
         zstd: Bytes,
         gzip: Bytes,
         identity: Option<Bytes>,
-        deltas: Option<Vec<(Delta, [u8; 32], Bytes)>>,
+        deltas: Option<Vec<(Delta, Sha256, Bytes)>>,
     ) -> Result<Self, UnusableMeta> {
         let unusable = || UnusableMeta(meta.version.clone());
         let modified = SystemTime::from(meta.generated_at);
@@ -209,7 +207,6 @@ impl Snapshot {
             deltas_listed,
             modified,
             meta,
-            own_dictionary: sha256_bytes(&json_sha256),
             json_sha256,
         })
     }
@@ -218,7 +215,7 @@ impl Snapshot {
     ///
     /// # Errors
     /// [`UnusableMeta`], as [`Self::new`].
-    pub fn with_deltas(&self, deltas: Vec<(Delta, [u8; 32], Bytes)>) -> Result<Self, UnusableMeta> {
+    pub fn with_deltas(&self, deltas: Vec<(Delta, Sha256, Bytes)>) -> Result<Self, UnusableMeta> {
         let identity = match &self.variant(Codec::Identity).stored {
             Stored::Held(bytes) => Some(bytes.clone()),
             Stored::FromZstd(_) => None,
@@ -226,7 +223,7 @@ impl Snapshot {
         let body = |codec| self.variant(codec).stored.bytes().clone();
         Self::new(
             self.meta.clone(),
-            self.json_sha256.clone(),
+            self.json_sha256,
             body(Codec::Zstd),
             body(Codec::Gzip),
             identity,
@@ -240,7 +237,7 @@ impl Snapshot {
     }
 
     /// The delta whose dictionary has SHA-256 `dictionary`, when one is held.
-    pub fn delta_from(&self, dictionary: &[u8; 32]) -> Option<&Variant> {
+    pub fn delta_from(&self, dictionary: &Sha256) -> Option<&Variant> {
         self.deltas
             .iter()
             .find(|d| &d.dictionary == dictionary)
@@ -249,7 +246,7 @@ impl Snapshot {
 
     /// Whether `dictionary` names this snapshot's own document: its client is up to date
     /// (and normally revalidates to a 304), so no delta is missing for it.
-    pub fn is_own_document(&self, dictionary: &[u8; 32]) -> bool {
-        self.own_dictionary.as_ref() == Some(dictionary)
+    pub fn is_own_document(&self, dictionary: &Sha256) -> bool {
+        self.json_sha256 == *dictionary
     }
 }

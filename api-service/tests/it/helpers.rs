@@ -17,6 +17,7 @@ use api_service::startup::Application;
 use shared::config::{ApiSettings, RedisSettings};
 use shared::events::{Event, SnapshotUpdated};
 use shared::keys::Keys;
+use shared::sha256::Sha256;
 use shared::snapshot::{SnapshotMeta, hash_hex};
 use shared::store::{Bodies, SnapshotStore};
 pub use shared::testing::{Proxy, TestPrefix, eventually, redis_url};
@@ -213,7 +214,7 @@ impl Writer {
             gzip_bytes: gzip.len() as u64,
             zstd_bytes: zstd.len() as u64,
             json_hash: hash_hex(&document),
-            json_sha256: Some(shared::snapshot::sha256_hex(&document)),
+            json_sha256: Some(Sha256::of(&document)),
             gzip_hash: hash_hex(&gzip),
             zstd_hash: hash_hex(&zstd),
         };
@@ -284,26 +285,22 @@ pub async fn wait_for_version(api: &TestApi, version: &str, within: std::time::D
 
 /// Lowercase hex SHA-256 of `document`.
 pub fn sha256_hex(document: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(document))
+    Sha256::of(document).to_string()
 }
 
 /// `Available-Dictionary` naming `document`.
 pub fn available_dictionary(document: &[u8]) -> String {
     use base64::Engine as _;
-    use sha2::Digest;
-    let sha = sha2::Sha256::digest(document);
+    let sha = Sha256::of(document);
     format!(
         ":{}:",
-        base64::engine::general_purpose::STANDARD.encode(sha)
+        base64::engine::general_purpose::STANDARD.encode(sha.as_bytes())
     )
 }
 
 /// An RFC 9842 dcz body turning `dictionary` into `document`.
 pub fn dcz(dictionary: &[u8], document: &[u8]) -> Vec<u8> {
-    use sha2::Digest;
-    let sha: [u8; 32] = sha2::Sha256::digest(dictionary).into();
-    let mut body = shared::delta::dcz_header(&sha).to_vec();
+    let mut body = shared::delta::dcz_header(&Sha256::of(dictionary)).to_vec();
     let mut encoder =
         zstd::stream::write::Encoder::with_ref_prefix(&mut body, 3, dictionary).unwrap();
     encoder
@@ -318,9 +315,7 @@ pub fn dcz(dictionary: &[u8], document: &[u8]) -> Vec<u8> {
 pub fn undcz(dictionary: &[u8], body: &[u8]) -> Vec<u8> {
     assert_eq!(
         shared::delta::dcz_dictionary(body),
-        Some(<[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(
-            dictionary
-        ))),
+        Some(Sha256::of(dictionary)),
         "the dcz header names the dictionary"
     );
     let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(
@@ -343,7 +338,7 @@ impl Writer {
                 let body = dcz(&base.document, &written.document);
                 let delta = shared::delta::Delta {
                     version: base.meta.version.clone(),
-                    json_sha256: sha256_hex(&base.document),
+                    json_sha256: Sha256::of(&base.document),
                     dcz_bytes: body.len() as u64,
                     dcz_hash: hash_hex(&body),
                 };

@@ -76,7 +76,7 @@ async fn once_refreshes_and_a_concurrent_once_is_skipped() {
 
     // `versions` lists it, current, with the start of its document's SHA-256.
     let current = env.ctx.store.current_meta().await.unwrap().unwrap();
-    let sha256 = current.json_sha256.as_deref().unwrap();
+    let sha256 = current.json_sha256.unwrap().to_string();
     let (code, stdout, stderr) = output(&mut env.command(&["versions"])).await;
     assert_eq!(code, 0, "{stderr}");
     let line = stdout

@@ -24,7 +24,7 @@ async fn document(store: &SnapshotStore, meta: &SnapshotMeta) -> Vec<u8> {
 }
 
 fn undcz(dictionary: &[u8], body: &[u8]) -> Vec<u8> {
-    let sha: [u8; 32] = sha2::Sha256::digest(dictionary).into();
+    let sha = shared::sha256::Sha256::of(dictionary);
     assert_eq!(shared::delta::dcz_dictionary(body), Some(sha));
     let mut decoder =
         zstd::stream::read::Decoder::with_ref_prefix(&body[40..], dictionary).unwrap();
@@ -73,7 +73,7 @@ async fn deltas_come_from_every_earlier_retained_version_and_expire_with_theirs(
         for delta in &built.deltas {
             let base = store.version_meta(&delta.version).await.unwrap().unwrap();
             let dictionary = document(store, &base).await;
-            assert_eq!(delta.json_sha256, shared::snapshot::sha256_hex(&dictionary));
+            assert_eq!(delta.json_sha256, shared::sha256::Sha256::of(&dictionary));
             let mut body = Vec::new();
             store
                 .copy_delta(&current.version, delta, &mut body)

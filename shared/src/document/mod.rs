@@ -6,8 +6,6 @@
 //! Offers borrow their text from the row they were read from ([`Text`]): serialising
 //! 7,000 to 1,000,000 offers allocates nothing per field.
 
-#[cfg(feature = "openapi")]
-mod openapi;
 mod text;
 
 use chrono::{DateTime, Utc};

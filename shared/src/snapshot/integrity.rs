@@ -1,8 +1,10 @@
 //! How a body is proven to be the one its metadata records: sizes, BLAKE3 and SHA-256
 //! checked as the bytes go by, so no reader needs a body whole in memory to trust it.
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use thiserror::Error;
+
+use crate::sha256::Sha256;
 
 /// Why a body does not belong to the metadata it was paired with.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -103,18 +105,12 @@ pub fn hash_hex(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
-/// Lower-case hex SHA-256 of `bytes`, as recorded in
-/// [`SnapshotMeta::json_sha256`](super::SnapshotMeta::json_sha256).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Both hashes the metadata records of the identity document, computed in one pass over
 /// it as it is written (the document itself is never held whole).
 #[derive(Default)]
 pub struct DocumentDigest {
     blake3: blake3::Hasher,
-    sha256: Sha256,
+    sha256: sha2::Sha256,
     bytes: u64,
 }
 
@@ -125,8 +121,8 @@ pub struct DocumentHashes {
     pub bytes: u64,
     /// Lower-case hex BLAKE3 ([`SnapshotMeta::json_hash`](super::SnapshotMeta::json_hash)).
     pub blake3: String,
-    /// Lower-case hex SHA-256 ([`SnapshotMeta::json_sha256`](super::SnapshotMeta::json_sha256)).
-    pub sha256: String,
+    /// SHA-256 ([`SnapshotMeta::json_sha256`](super::SnapshotMeta::json_sha256)).
+    pub sha256: Sha256,
 }
 
 impl DocumentDigest {
@@ -142,7 +138,7 @@ impl DocumentDigest {
         DocumentHashes {
             bytes: self.bytes,
             blake3: self.blake3.finalize().to_hex().to_string(),
-            sha256: hex::encode(self.sha256.finalize()),
+            sha256: Sha256::finish(self.sha256),
         }
     }
 }

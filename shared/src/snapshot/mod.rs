@@ -8,12 +8,12 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::sha256::Sha256;
+
 pub mod etag;
 mod integrity;
 
-pub use integrity::{
-    BodyCheck, BodyMismatch, DocumentDigest, DocumentHashes, hash_hex, sha256_hex,
-};
+pub use integrity::{BodyCheck, BodyMismatch, DocumentDigest, DocumentHashes, hash_hex};
 
 /// A content coding of the whole snapshot document: zstd and gzip (stored in Redis, each
 /// with its recorded size and hash) or identity (the document itself, recorded as
@@ -80,10 +80,10 @@ pub struct SnapshotMeta {
     pub zstd_bytes: u64,
     /// BLAKE3 of the identity JSON document.
     pub json_hash: String,
-    /// Lower-case hex SHA-256 of the identity JSON document; absent in metadata written
-    /// before it was recorded.
+    /// SHA-256 of the identity JSON document (lowercase hex in the JSON); absent in
+    /// metadata written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json_sha256: Option<String>,
+    pub json_sha256: Option<Sha256>,
     /// BLAKE3 of the gzip body.
     pub gzip_hash: String,
     /// BLAKE3 of the zstd body.
@@ -254,19 +254,19 @@ mod tests {
     fn the_document_sha256_is_checked_when_recorded_and_old_metadata_still_parses() {
         // Known answer: SHA-256 of the empty string and of "abc".
         let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(sha256_hex(b""), empty);
+        assert_eq!(Sha256::of(b"").to_string(), empty);
         let mut digest = DocumentDigest::default();
         digest.update(b"a");
         digest.update(b"bc");
         let hashes = digest.finish();
         assert_eq!(
-            hashes.sha256,
+            hashes.sha256.to_string(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!((hashes.bytes, hashes.blake3), (3, hash_hex(b"abc")));
 
         let mut meta = sample_meta(b"{}", b"gz", b"zs");
-        meta.json_sha256 = Some(empty.to_owned());
+        meta.json_sha256 = Some(Sha256::of(b""));
         assert_eq!(
             meta.verify_document(b"{}"),
             Err(BodyMismatch::Hash {
