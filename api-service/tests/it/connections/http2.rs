@@ -223,7 +223,9 @@ async fn a_normal_h2_client_is_served_while_floods_are_closed_in_bounded_memory(
         bytes
     })
     .await;
-    // `goaway` returns once the connection is closed; the stalled one is counted below.
+    // `goaway` returns once the connection is closed (it fails the test after DEADLINE):
+    // the stalled block by the first-request deadline or the keep-alive ping, whichever
+    // comes first (both at the header timeout; `deadlines.rs` checks the bounds).
     let (reset, continuation, oversized, settings, pings, _stalled) = tokio::join!(
         rapid_reset(&api),
         continuation_flood(&api),
@@ -260,11 +262,6 @@ async fn a_normal_h2_client_is_served_while_floods_are_closed_in_bounded_memory(
     assert!(
         rounds > before_floods,
         "the normal client was served during the floods"
-    );
-    let metrics = api.metrics().await;
-    assert!(
-        sample(&metrics, "ofertasws_http_header_timeouts_total") >= 1.0,
-        "the stalled block"
     );
     assert!(api.alive(), "the server stayed up");
     let peak = api.memory_kib("VmHWM");
