@@ -1,5 +1,6 @@
 package com.ofertasws.client;
 
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.util.Locale;
 
@@ -8,6 +9,7 @@ import okhttp3.MediaType;
 import okhttp3.Request;
 import okhttp3.Response;
 import okhttp3.ResponseBody;
+import okio.Okio;
 
 /**
  * One call of the snapshot URL, the README's "Delta downloads for app clients" steps:
@@ -139,7 +141,7 @@ final class DeltaCall {
                 .header("Content-Type", JSON.toString())
                 .header("ETag", etag != null ? etag : kept.etag)
                 .header("X-Ofertas-Count", Long.toString(kept.count))
-                .body(ResponseBody.create(JSON, kept.bytes))
+                .body(body(JSON, kept.bytes))
                 .build();
     }
 
@@ -169,8 +171,17 @@ final class DeltaCall {
         return response.newBuilder()
                 .removeHeader("Content-Encoding")
                 .removeHeader("Content-Length")
-                .body(ResponseBody.create(type, document))
+                .body(body(type, document))
                 .build();
+    }
+
+    /**
+     * The document as the app's body, without a copy (a large document is already held
+     * twice during a delta). {@code ResponseBody.create(MediaType, long, BufferedSource)}
+     * is a Java static in OkHttp 3.x and (deprecated, at level WARNING) in 4.x and 5.x.
+     */
+    private static ResponseBody body(MediaType type, byte[] document) {
+        return ResponseBody.create(type, document.length, Okio.buffer(Okio.source(new ByteArrayInputStream(document))));
     }
 
     private void record(int status, String coding, KeptDocument document) {
