@@ -7,8 +7,9 @@
 #   3. runs the unit tests (package com.ofertasws.client: no server needed);
 #   4. runs the system tests through the Rust driver (see run_system_tests).
 #
-# Usage: clients/android/test.sh [--unit]
+# Usage: clients/android/test.sh [--unit | --build]
 #   --unit   steps 1-3 only
+#   --build  steps 1-2 only (what the Rust driver runs before the system tests)
 # Exit status: 0 when everything run passed.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,26 +55,28 @@ run_unit_tests() {
 # and `api-service serve`, then runs the JUnit class
 # com.ofertasws.client.system.DeltaSystemTest from clients/android/build/ with the
 # OFERTASWS_* variables naming that stack, and ends with the test's
-# `full=<bytes> delta=<bytes>` line. It needs the build above.
+# `full=<bytes> delta=<bytes>` line. The driver runs `clients/android/test.sh --build`
+# first, so it also works on its own.
 run_system_tests() {
   info "system tests (cargo test -p system-tests --test clients android)"
   (cd "$ROOT" && cargo test -p system-tests --test clients android -- --nocapture)
 }
 
 main() {
-  local unit_only=false
+  local mode=all
   case "${1:-}" in
     "") ;;
-    --unit) unit_only=true ;;
+    --unit) mode=unit ;;
+    --build) mode=build ;;
     -h | --help) usage && return 0 ;;
     *) usage >&2 && die "unknown argument '$1'" ;;
   esac
   "$ROOT/scripts/java.sh"
   build
+  [[ "$mode" == build ]] && return 0
   run_unit_tests
-  if ! $unit_only; then
-    run_system_tests
-  fi
+  [[ "$mode" == unit ]] && return 0
+  run_system_tests
 }
 
 main "$@"
