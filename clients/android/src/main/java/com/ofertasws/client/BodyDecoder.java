@@ -45,7 +45,10 @@ final class BodyDecoder {
         try {
             InputStream decoded = decoding(coding, wire, dictionary, dictionarySha256);
             try {
-                byte[] document = readBounded(decoded, dictionary == null ? FIRST_CAPACITY : dictionary.length);
+                // A new version is about the size of the kept one: room for it to grow by an
+                // eighth spares a doubling of the buffer (and its peak memory).
+                int capacity = dictionary == null ? FIRST_CAPACITY : dictionary.length + dictionary.length / 8;
+                byte[] document = readBounded(decoded, capacity);
                 if (document.length == 0) {
                     // Also a zstd body without a frame, which zstd streams read as empty.
                     throw new UnusableException("the " + name(coding) + " body decodes to nothing");
