@@ -74,7 +74,7 @@ fn a_dcz_body_for_another_dictionary_is_refused() {
         document: b"{\"version\":\"1-a\"}".to_vec(),
         etag: "\"1-a\"".to_owned(),
     };
-    let body = dcz(b"another document", b"{\"version\":\"2-b\"}");
+    let body = shared::delta::compress(b"another document", b"{\"version\":\"2-b\"}").unwrap();
     let error = client::decode("dcz", &body, Some(&kept)).unwrap_err();
     assert!(error.to_string().contains("another dictionary"), "{error}");
     assert!(
