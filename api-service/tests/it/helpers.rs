@@ -362,3 +362,29 @@ impl Writer {
         );
     }
 }
+
+/// Offers in a [`Writer`] document of about 9.8 MB: over 8 MiB, so its deltas are made at
+/// the large-document setting in a window larger than every client must allow.
+pub const LARGE_DOCUMENT_OFFERS: u64 = 35_000;
+
+/// Asserts that `body`, a delta from `dictionary`, decodes to `document` (over 8 MiB) in
+/// the largest window RFC 9842 allows, and that a decoder limited to the 8 MiB every
+/// client must allow refuses it for its window: the delta really uses the larger one.
+pub fn assert_decoded_only_in_a_larger_window(dictionary: &[u8], body: &[u8], document: &[u8]) {
+    assert!(
+        document.len() > 8 << 20,
+        "the document is {} bytes: not over 8 MiB, so this proves nothing of the larger window",
+        document.len()
+    );
+    assert!(
+        undcz(dictionary, body) == document,
+        "the delta decodes to the document"
+    );
+    let refused = undcz_within(dictionary, body, *shared::delta::WINDOW_LOG.start())
+        .map(|decoded| decoded.len())
+        .expect_err("a decoder limited to 8 MiB windows decoded the delta (bytes decoded)");
+    assert!(
+        refused.to_string().contains("too much memory"),
+        "refused for another reason than its window: {refused}"
+    );
+}
