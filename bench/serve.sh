@@ -9,9 +9,10 @@
 # process, nginx's worker processes), plus the api-service peak RSS. Every api-service
 # request carries a valid JWT.
 #
-# It also compares the zstd and the dcz 200 of api-service (paths `zstd` and `dcz`: the same
-# snapshot, 5 % of its offers changed since the version the client names in
-# `Available-Dictionary`), and, with API_BIN_BEFORE=DIR, an older api-service binary
+# It also measures the zstd and the dcz 200 (paths `zstd` and `dcz`: the same snapshot, 5 %
+# of its offers changed since the version the client names in `Available-Dictionary`),
+# against nginx sending the very same bytes as static files with the same
+# `Content-Encoding`, and, with API_BIN_BEFORE=DIR, an older api-service binary
 # (DIR/api-service, server `before`) on the same snapshot in the same rounds.
 #
 # Client and servers share the machine's cores, so one run of a few seconds can be off by
@@ -102,6 +103,8 @@ mkdir -p "$work/www"
 chmod 755 "$work" "$work/www"  # nginx workers run unprivileged
 curl -sf -H "$auth" -H 'Accept-Encoding: gzip' "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.json.gz"
 curl -sf -H "$auth" "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.json"
+curl -sf -H "$auth" -H 'Accept-Encoding: zstd' "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.zst"
+curl -sf -H "$auth" -H 'Accept-Encoding: dcz' -H "Available-Dictionary: $dictionary" "http://$API_BIND/api/v4/ofertasws" -o "$work/www/ofertasws.dcz"
 chmod 644 "$work/www/"*
 cat >"$work/nginx.conf" <<CONF
 worker_processes auto;
@@ -120,6 +123,17 @@ http {
     gzip_static on;
     etag on;
     location / { add_header Cache-Control "private, no-cache"; }
+    # The same zstd and dcz bodies the API sends, as static files with its encodings.
+    location = /ofertasws.zst {
+      types { } default_type application/json;
+      add_header Content-Encoding zstd;
+      add_header Cache-Control "private, no-cache";
+    }
+    location = /ofertasws.dcz {
+      types { } default_type application/json;
+      add_header Content-Encoding dcz;
+      add_header Cache-Control "private, no-cache";
+    }
   }
 }
 CONF
@@ -178,8 +192,13 @@ nginx_workers=$(pgrep -d' ' -P "$(cat "$work/nginx.pid")")
 # delta from the first version.
 measure() {
   local path="$1" server="$2" url pids headers
+  local file=ofertasws.json
+  case $path in
+    zstd) file=ofertasws.zst ;;
+    dcz) file=ofertasws.dcz ;;
+  esac
   case $server in
-    nginx) url="http://127.0.0.1:$nginx_port/ofertasws.json"; pids="$nginx_workers"; headers=() ;;
+    nginx) url="http://127.0.0.1:$nginx_port/$file"; pids="$nginx_workers"; headers=() ;;
     api) url="http://$API_BIND/api/v4/ofertasws"; pids="$api_pid"; headers=("$auth") ;;
     before) url="http://127.0.0.1:$before_port/api/v4/ofertasws"; pids="$before_pid"; headers=("$auth") ;;
   esac
@@ -202,10 +221,7 @@ servers=(nginx api)
 printf '%-6s %-6s %-7s %12s %10s %8s %12s\n' path round server "requests/s" "p99 ms" errors "cpu µs/req"
 for path in 200 304 zstd dcz; do
   for ((round = 1; round <= rounds; round++)); do
-    case $path in
-      200 | 304) order=("${servers[@]}") ;;
-      zstd | dcz) order=(api) ;;
-    esac
+    order=("${servers[@]}")
     # The order alternates from round to round.
     ((round % 2)) || mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
     for server in "${order[@]}"; do
@@ -220,7 +236,7 @@ field() { awk -F, -v p="$1" -v s="$2" -v c="$3" '$1==p && $3==s {print $c}' "$ra
 echo
 echo "medians over $rounds rounds:"
 printf '%-6s %12s %12s %10s %13s %11s %16s %14s\n' path "nginx req/s" "api req/s" "api÷nginx" "nginx p99 ms" "api p99 ms" "nginx cpu µs/req" "api cpu µs/req"
-for path in 200 304; do
+for path in 200 304 zstd dcz; do
   ratio=$(paste -d' ' <(field "$path" api 4) <(field "$path" nginx 4) | awk '{printf "%.3f\n", $1/$2}' | median)
   printf '%-6s %12s %12s %10s %13s %11s %16s %14s\n' "$path" \
     "$(field "$path" nginx 4 | median)" "$(field "$path" api 4 | median)" "$ratio" \
@@ -231,18 +247,14 @@ if [[ -n "$before_pid" ]]; then
   echo
   echo "api-service before ($API_BIN_BEFORE) and now, medians over $rounds rounds:"
   printf '%-6s %14s %12s %12s %18s %15s\n' path "before req/s" "now req/s" "now÷before" "before cpu µs/req" "now cpu µs/req"
-  for path in 200 304; do
+  for path in 200 304 zstd dcz; do
     ratio=$(paste -d' ' <(field "$path" api 4) <(field "$path" before 4) | awk '{printf "%.3f\n", $1/$2}' | median)
     printf '%-6s %14s %12s %12s %18s %15s\n' "$path" "$(field "$path" before 4 | median)" \
       "$(field "$path" api 4 | median)" "$ratio" "$(field "$path" before 7 | median)" "$(field "$path" api 7 | median)"
   done
 fi
 echo
-echo "api-service zstd and dcz 200s, medians over $rounds rounds (zstd body $zstd_len bytes, dcz body $dcz_len bytes):"
-printf '%-6s %12s %11s %14s\n' path "req/s" "p99 ms" "cpu µs/req"
-for path in zstd dcz; do
-  printf '%-6s %12s %11s %14s\n' "$path" "$(field "$path" api 4 | median)" "$(field "$path" api 5 | median)" "$(field "$path" api 7 | median)"
-done
+echo "bodies: gzip $api_len, zstd $zstd_len, dcz $dcz_len bytes (the same bytes from both servers)"
 peak=$(awk '/VmHWM/{print $2}' "/proc/$api_pid/status")
 echo "api-service peak RSS: $((peak / 1024)) MiB (VmHWM $peak kB)"
 echo "raw: $raw"

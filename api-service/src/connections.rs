@@ -1,214 +1,29 @@
-//! Connections cannot starve the API: at most `API_MAX_CONNECTIONS` are served at once
-//! ([`Connections`]), a request head must arrive whole within `API_HEADER_TIMEOUT_SECS`
-//! once it has begun ([`HeadTimed`]), and the soft file-descriptor limit is raised at
-//! start ([`raise_fd_limit`]) so that a flood of connections meets the cap, not `EMFILE`.
+//! Connections cannot starve the API, as the contract's "Connections" section promises:
+//! - at most `API_MAX_CONNECTIONS` are served at once, and running out of file
+//!   descriptors never stops the process ([`admission`]);
+//! - hyper serves HTTP/1 and h2c with explicit limits, and closes HTTP/2 floods and stalled
+//!   header blocks itself ([`protocol`]);
+//! - what hyper does not time — the first request head from the accept, HTTP/1 heads from
+//!   their first byte, idle keep-alive connections, clients that stop reading — is timed by
+//!   the connection's IO ([`GuardedIo`]), told by its service ([`Watched`]) where requests
+//!   and responses begin and end.
 //!
-//! Idle keep-alive connections are never closed here: the load balancer in front closes
-//! idle connections itself, and a backend that closes one first races the request the
-//! balancer may be sending on it. The cap bounds what idle connections can hold.
+//! The defaults (`API_IDLE_TIMEOUT_SECS` 620 s) outlast the load balancers' own idle
+//! timeouts, so in normal operation the balancer, not the API, closes idle connections.
 
-mod head;
-mod http2;
+mod admission;
+mod counters;
+mod guarded;
+mod limits;
+mod phase;
+mod protocol;
+mod service;
 #[cfg(test)]
 mod tests;
-mod watch;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::time::{Duration, Instant};
-
-use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
-use prometheus_client::registry::Registry;
-use rustix::process::{Resource, Rlimit};
-use tokio::net::TcpStream;
-
-use shared::config::ApiSettings;
-
-pub use head::HeadTimed;
-pub use watch::{Responding, Tracked, Watch, Watched};
-
-/// File descriptors the process needs besides its connections: Redis connections, the
-/// snapshot's memory files, the runtime's own. Only used to warn when the limit on open
-/// files would be reached before `API_MAX_CONNECTIONS`.
-const OTHER_FDS: u64 = 256;
-
-/// At most one warning per this interval about refused connections or failed accepts:
-/// under a flood each happens thousands of times a second; the metrics count them all.
-const WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// The connection metrics, registered by [`crate::metrics::Metrics`].
-#[derive(Clone, Debug, Default)]
-pub struct ConnectionMetrics {
-    open: Gauge,
-    refused: Counter,
-    header_timeouts: Counter,
-}
-
-impl ConnectionMetrics {
-    /// Registers the metrics in `registry`.
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "http_connections_open",
-            "HTTP connections being served",
-            self.open.clone(),
-        );
-        registry.register(
-            "http_connections_refused",
-            "Connections closed as soon as accepted because API_MAX_CONNECTIONS were open",
-            self.refused.clone(),
-        );
-        registry.register(
-            "http_header_timeouts",
-            "Connections closed because a request head did not arrive within API_HEADER_TIMEOUT_SECS",
-            self.header_timeouts.clone(),
-        );
-    }
-}
-
-/// The server's connection limits and the count of open connections.
-pub struct Connections {
-    limit: usize,
-    header_timeout: Duration,
-    open: AtomicUsize,
-    metrics: ConnectionMetrics,
-    refusals: Throttle,
-}
-
-impl Connections {
-    /// Limits from `API_MAX_CONNECTIONS` and `API_HEADER_TIMEOUT_SECS`, counted in
-    /// `metrics`.
-    pub fn new(settings: &ApiSettings, metrics: ConnectionMetrics) -> Arc<Self> {
-        Arc::new(Self {
-            limit: settings.max_connections,
-            header_timeout: Duration::from_secs(settings.header_timeout_secs),
-            open: AtomicUsize::new(0),
-            metrics,
-            refusals: Throttle::new(WARN_EVERY),
-        })
-    }
-
-    /// Raises the limit on open files ([`raise_fd_limit`]) so that connections up to the
-    /// cap are not refused by the kernel with `EMFILE` first, and warns when even the
-    /// hard limit is too low for that.
-    pub fn reserve_fds(&self) {
-        if let Some(fds) = raise_fd_limit()
-            && (self.limit as u64).saturating_add(OTHER_FDS) > fds
-        {
-            tracing::warn!(
-                fd.limit = fds,
-                connections.limit = self.limit,
-                "the limit on open files is below API_MAX_CONNECTIONS: accepting fails with EMFILE before the cap is reached"
-            );
-        }
-    }
-
-    /// A place for the accepted `stream`, or `None` when `API_MAX_CONNECTIONS`
-    /// connections are open: then the stream is set to be reset when dropped (the client
-    /// learns at once, and this side keeps no `TIME_WAIT` state for a connection it
-    /// never served).
-    pub fn admit(self: &Arc<Self>, stream: &TcpStream) -> Option<Slot> {
-        let slot = self.slot();
-        if slot.is_none() {
-            if let Err(e) = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO)) {
-                tracing::debug!(error = %e, "cannot set SO_LINGER on a refused connection");
-            }
-            if self.refusals.ready() {
-                tracing::warn!(
-                    connections.limit = self.limit,
-                    "API_MAX_CONNECTIONS connections are open: new connections are closed at once"
-                );
-            }
-        }
-        slot
-    }
-
-    /// A place if one is free, counted either way.
-    fn slot(self: &Arc<Self>) -> Option<Slot> {
-        if self.open.fetch_add(1, Relaxed) >= self.limit {
-            self.open.fetch_sub(1, Relaxed);
-            self.metrics.refused.inc();
-            return None;
-        }
-        self.metrics.open.inc();
-        Some(Slot(self.clone()))
-    }
-}
-
-/// An admitted connection's place among the `API_MAX_CONNECTIONS`; given back on drop.
-pub struct Slot(Arc<Connections>);
-
-impl Slot {
-    /// The IO to serve the connection on, which closes it when a request head stalls,
-    /// and the [`Watch`] that tells it where requests and responses begin and end.
-    pub fn watch<S>(self, io: S) -> (HeadTimed<S>, Watch) {
-        HeadTimed::new(io, self)
-    }
-
-    fn header_timeout(&self) -> Duration {
-        self.0.header_timeout
-    }
-
-    fn timed_out(&self) {
-        self.0.metrics.header_timeouts.inc();
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Relaxed);
-        self.0.metrics.open.dec();
-    }
-}
-
-/// Raises the soft limit on open files to the hard limit (the soft one is often 1024,
-/// far below `API_MAX_CONNECTIONS`). Returns the soft limit in force, `None` when
-/// unlimited.
-pub fn raise_fd_limit() -> Option<u64> {
-    let Rlimit { current, maximum } = rustix::process::getrlimit(Resource::Nofile);
-    match (current, maximum) {
-        (Some(soft), Some(hard)) if soft < hard => {
-            let raised = Rlimit {
-                current: Some(hard),
-                maximum: Some(hard),
-            };
-            match rustix::process::setrlimit(Resource::Nofile, raised) {
-                Ok(()) => Some(hard),
-                Err(e) => {
-                    tracing::warn!(error = %e, fd.soft_limit = soft, fd.hard_limit = hard, "cannot raise the limit on open files");
-                    Some(soft)
-                }
-            }
-        }
-        _ => current,
-    }
-}
-
-/// Lets an event through at most once per interval, from any thread.
-pub struct Throttle {
-    every: Duration,
-    start: Instant,
-    /// Milliseconds since `start` before which the next event is held back.
-    next: AtomicU64,
-}
-
-impl Throttle {
-    /// A throttle letting one event through per `every`.
-    pub fn new(every: Duration) -> Self {
-        Self {
-            every,
-            start: Instant::now(),
-            next: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether this event goes through (the first one, then one per interval).
-    pub fn ready(&self) -> bool {
-        let now = self.start.elapsed().as_millis() as u64;
-        let next = self.next.load(Relaxed);
-        now >= next
-            && self
-                .next
-                .compare_exchange(next, now + self.every.as_millis() as u64, Relaxed, Relaxed)
-                .is_ok()
-    }
-}
+pub use admission::{Connections, Slot, Throttle, raise_fd_limit};
+pub use counters::ConnectionMetrics;
+pub use guarded::{GuardedIo, HTTP2_PREFACE};
+pub use limits::Limits;
+pub use protocol::{MAX_HEAD_BYTES, builder};
+pub use service::{Responding, Tracked, Watch, Watched};

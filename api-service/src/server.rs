@@ -11,8 +11,9 @@
 //! request head; every other request goes to the poem endpoint.
 //!
 //! Each accepted connection is admitted by [`Connections`] (or closed at once past
-//! `API_MAX_CONNECTIONS`) and served on an IO that closes it when a request head stalls
-//! (see [`crate::connections`]); idle keep-alive connections stay open.
+//! `API_MAX_CONNECTIONS`) and served by hyper with the limits of
+//! [`crate::connections::builder`], on an IO that keeps the contract's deadlines
+//! ([`GuardedIo`]).
 
 use std::convert::Infallible;
 use std::io;
@@ -23,8 +24,7 @@ use futures_util::future::{Either, ready};
 use http_body_util::Either as BodyEither;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
@@ -32,18 +32,12 @@ use poem::{Addr, Endpoint, IntoEndpoint};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::connections::{Connections, Throttle};
+use crate::connections::{Connections, GuardedIo, Throttle};
 use crate::snapshot_route::SnapshotRoute;
 
 /// How long accepting pauses after an error such as running out of file descriptors:
 /// the connection waiting stays queued, so retrying at once would spin a core.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Largest HTTP/1 request head (hyper's read buffer); larger ones get `431`.
-const MAX_HEAD_BYTES: usize = 32 * 1024;
-
-/// HTTP/2 flow-control window for request bodies, per stream and per connection.
-const HTTP2_WINDOW: u32 = 65_535;
 
 /// At most one warning per this interval while accepting keeps failing.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
@@ -71,19 +65,7 @@ pub async fn serve<E>(
             .map_or(Addr::Custom("tcp", "".into()), Addr::SocketAddr),
     );
     connections.reserve_fds();
-    // No hyper header-read timer: it also runs while a keep-alive connection is idle,
-    // racing the load balancer in front, which owns idle timeouts. `connections` times
-    // request heads from their first byte instead.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Bounds what one connection can make the server hold, so that the cap bounds
-    // memory: an HTTP/1 head of at most 32 KiB (a token is at most 8 KiB) instead of
-    // hyper's 400 KB, and at most 64 KiB of unread HTTP/2 request body (the protocol's
-    // initial window; hyper's is 1 MiB) — no request here has a larger body.
-    builder.http1().max_buf_size(MAX_HEAD_BYTES);
-    builder
-        .http2()
-        .initial_connection_window_size(HTTP2_WINDOW)
-        .initial_stream_window_size(HTTP2_WINDOW);
+    let builder = crate::connections::builder(connections.limits());
     let graceful = GracefulShutdown::new();
     let accept_warnings = Throttle::new(ACCEPT_WARN_EVERY);
     loop {
@@ -101,7 +83,7 @@ pub async fn serve<E>(
         let Some(slot) = connections.admit(&stream) else {
             continue;
         };
-        let (io, watch) = slot.watch(route.stream(prepare(stream)));
+        let (io, watch) = GuardedIo::new(route.stream(prepare(stream)), slot);
         let io = TokioIo::new(io);
         let (route, app) = (route.clone(), app.clone());
         let (local, peer) = (local.clone(), RemoteAddr(Addr::SocketAddr(remote)));

@@ -18,7 +18,7 @@ use shared::refresh::RefreshRequester;
 use shared::store::SnapshotStore;
 
 use crate::auth::Authenticator;
-use crate::connections::Connections;
+use crate::connections::{Connections, Limits};
 use crate::health::HealthApi;
 use crate::metrics::Metrics;
 use crate::refresh::RefreshEndpoint;
@@ -175,7 +175,10 @@ impl Application {
         let app = app(&self.parts);
         tracing::info!(addr = %self.addr, "api-service listening");
         let grace = Duration::from_secs(self.settings.shutdown_grace_secs);
-        let connections = Connections::new(&self.settings, self.parts.metrics.connections());
+        let connections = Connections::new(
+            Limits::from_settings(&self.settings),
+            self.parts.metrics.connections(),
+        );
         let Parts {
             current,
             files,

@@ -305,3 +305,41 @@ async fn a_corrupt_delta_is_refused_alone_and_counted() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_document_over_8_mib_comes_as_a_delta_in_a_larger_window() {
+    let started = std::time::Instant::now();
+    let (_prefix, writer, first, api) = ready_api(LARGE_DOCUMENT_OFFERS).await;
+    let second = writer.publish(LARGE_DOCUMENT_OFFERS + 1, false).await;
+    writer.publish_deltas(&second, &[&first]).await;
+    writer.announce(&second.meta).await;
+    wait_for_deltas(&api, &second.meta.version, 1).await;
+    let response = get(
+        &api,
+        &[
+            ("accept-encoding", "dcz, zstd, gzip"),
+            (
+                "available-dictionary",
+                &available_dictionary(&first.document),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-encoding"), Some("dcz"));
+    let body = sized_body(response).await;
+    assert_decoded_only_in_a_larger_window(&first.document, &body, &second.document);
+    assert!(
+        (body.len() as u64) < second.meta.zstd_bytes / 10,
+        "a {}-byte delta, the zstd body is {}",
+        body.len(),
+        second.meta.zstd_bytes
+    );
+    eprintln!(
+        "large delta: {} → {} bytes as a {}-byte delta; {:?} in all",
+        first.document.len(),
+        second.document.len(),
+        body.len(),
+        started.elapsed()
+    );
+}

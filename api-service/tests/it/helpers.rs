@@ -298,21 +298,20 @@ pub fn available_dictionary(document: &[u8]) -> String {
     )
 }
 
-/// An RFC 9842 dcz body turning `dictionary` into `document`.
-pub fn dcz(dictionary: &[u8], document: &[u8]) -> Vec<u8> {
-    let mut body = shared::delta::dcz_header(&Sha256::of(dictionary)).to_vec();
-    let mut encoder =
-        zstd::stream::write::Encoder::with_ref_prefix(&mut body, 3, dictionary).unwrap();
-    encoder
-        .set_parameter(zstd::stream::raw::CParameter::WindowLog(23))
-        .unwrap();
-    encoder.write_all(document).unwrap();
-    encoder.finish().unwrap();
-    body
+/// The document a dcz `body` decodes to with `dictionary`, in the largest window RFC 9842
+/// lets a client allow (log 27, as the reference client does).
+pub fn undcz(dictionary: &[u8], body: &[u8]) -> Vec<u8> {
+    undcz_within(dictionary, body, *shared::delta::WINDOW_LOG.end())
+        .expect("the delta decodes within the largest window RFC 9842 allows")
 }
 
-/// The document a dcz `body` decodes to with `dictionary`.
-pub fn undcz(dictionary: &[u8], body: &[u8]) -> Vec<u8> {
+/// The document a dcz `body` decodes to with `dictionary` by a decoder that allows
+/// windows of up to 2^`window_log_max` bytes: an error when the frame needs a larger one.
+pub fn undcz_within(
+    dictionary: &[u8],
+    body: &[u8],
+    window_log_max: u32,
+) -> std::io::Result<Vec<u8>> {
     assert_eq!(
         shared::delta::dcz_dictionary(body),
         Some(Sha256::of(dictionary)),
@@ -321,21 +320,28 @@ pub fn undcz(dictionary: &[u8], body: &[u8]) -> Vec<u8> {
     let mut decoder = zstd::stream::read::Decoder::with_ref_prefix(
         &body[shared::delta::DCZ_HEADER_BYTES..],
         dictionary,
-    )
-    .unwrap();
-    decoder.window_log_max(27).unwrap();
+    )?;
+    decoder.window_log_max(window_log_max)?;
     let mut document = Vec::new();
-    std::io::Read::read_to_end(&mut decoder, &mut document).unwrap();
-    document
+    std::io::Read::read_to_end(&mut decoder, &mut document)?;
+    Ok(document)
 }
 
 impl Writer {
-    /// Stores deltas of `written` from each of `earlier` (their documents as dictionaries).
+    /// Stores deltas of `written` from each of `earlier` (their documents as dictionaries),
+    /// made as refresh-service makes them ([`shared::delta::compress`]); a pair it would
+    /// make no delta for fails the test.
     pub async fn publish_deltas(&self, written: &Written, earlier: &[&Written]) {
         let deltas: Vec<(shared::delta::Delta, Bytes)> = earlier
             .iter()
             .map(|base| {
-                let body = dcz(&base.document, &written.document);
+                assert!(
+                    shared::delta::allowed(base.meta.json_bytes, written.meta.json_bytes),
+                    "refresh-service makes no delta of {} from {}",
+                    written.meta.version,
+                    base.meta.version
+                );
+                let body = shared::delta::compress(&base.document, &written.document).unwrap();
                 let delta = shared::delta::Delta {
                     version: base.meta.version.clone(),
                     json_sha256: Sha256::of(&base.document),
@@ -352,4 +358,30 @@ impl Writer {
                 .unwrap()
         );
     }
+}
+
+/// Offers in a [`Writer`] document of about 9.8 MB: over 8 MiB, so its deltas are made at
+/// the large-document setting in a window larger than every client must allow.
+pub const LARGE_DOCUMENT_OFFERS: u64 = 35_000;
+
+/// Asserts that `body`, a delta from `dictionary`, decodes to `document` (over 8 MiB) in
+/// the largest window RFC 9842 allows, and that a decoder limited to the 8 MiB every
+/// client must allow refuses it for its window: the delta really uses the larger one.
+pub fn assert_decoded_only_in_a_larger_window(dictionary: &[u8], body: &[u8], document: &[u8]) {
+    assert!(
+        document.len() > 8 << 20,
+        "the document is {} bytes: not over 8 MiB, so this proves nothing of the larger window",
+        document.len()
+    );
+    assert!(
+        undcz(dictionary, body) == document,
+        "the delta decodes to the document"
+    );
+    let refused = undcz_within(dictionary, body, *shared::delta::WINDOW_LOG.start())
+        .map(|decoded| decoded.len())
+        .expect_err("a decoder limited to 8 MiB windows decoded the delta (bytes decoded)");
+    assert!(
+        refused.to_string().contains("too much memory"),
+        "refused for another reason than its window: {refused}"
+    );
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod connections;
 mod delta_client;
+mod delta_vector;
 mod deltas;
 mod documented;
 mod helpers;

@@ -25,6 +25,7 @@ mod chromium;
 #[allow(dead_code, unused_imports, unreachable_pub)]
 #[path = "../it/helpers.rs"]
 mod helpers;
+mod large_documents;
 mod nginx;
 mod stack;
 
@@ -69,16 +70,21 @@ fn assert_document(report: &HashMap<String, String>, meta: &Meta, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_downloads_a_refresh_as_a_dcz_delta_and_decodes_it() {
-    let scratch = Scratch::new("browser");
-    let mut backend = Backend::seeded(&scratch, LIVE_OFFERS).await;
+    delta_download(&Scratch::new("browser"), LIVE_OFFERS).await;
+}
+
+/// The download this suite proves (module docs), from a database of `live` live offers;
+/// returns the back end, still serving, and the metadata of the first and second version.
+async fn delta_download(scratch: &Scratch, live: u32) -> (Backend, Meta, Meta) {
+    let mut backend = Backend::seeded(scratch, live).await;
     backend.refresh_once(&scratch.join("refresh-1.log")).await;
-    backend.start_replicas(&scratch, 2).await;
+    backend.start_replicas(scratch, 2).await;
     let first = backend
         .meta_everywhere("both replicas to serve the first version", |_| true)
         .await;
-    let mut page = Page::new(&scratch, &backend.token);
-    let nginx = Nginx::start(&scratch, page.www(), &backend.replicas).await;
-    let _chromium = chromium::start(&scratch, &format!("http://127.0.0.1:{}/", nginx.port));
+    let mut page = Page::new(scratch, &backend.token);
+    let nginx = Nginx::start(scratch, page.www(), &backend.replicas).await;
+    let _chromium = chromium::start(scratch, &format!("http://127.0.0.1:{}/", nginx.port));
 
     // A first visit: no dictionary yet, the best plain encoding.
     let (request, report) = page.fetch(&nginx, "default").await;
@@ -184,4 +190,5 @@ async fn chromium_downloads_a_refresh_as_a_dcz_delta_and_decodes_it() {
         request.bytes,
         page.steps() - 2,
     );
+    (backend, first, second)
 }

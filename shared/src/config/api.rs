@@ -39,9 +39,16 @@ pub struct ApiSettings {
     #[arg(long, env = "API_IDENTITY_HOLD_MB", default_value_t = 64)]
     pub identity_hold_mb: u64,
     /// Seconds a client has to send a whole request head once it has sent its first
-    /// byte; idle keep-alive connections are not timed.
+    /// byte, and a new connection to send its first head once accepted.
     #[arg(long, env = "API_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub header_timeout_secs: u64,
+    /// Seconds a keep-alive connection with no request pending stays open; the default
+    /// outlasts the common load balancers' own idle timeouts (60 s, Google's 600 s).
+    #[arg(long, env = "API_IDLE_TIMEOUT_SECS", default_value_t = 620)]
+    pub idle_timeout_secs: u64,
+    /// Seconds a client may accept no byte of a response before it is closed.
+    #[arg(long, env = "API_SEND_TIMEOUT_SECS", default_value_t = 60)]
+    pub send_timeout_secs: u64,
     /// Most connections served at once; more are closed as soon as they are accepted.
     #[arg(long, env = "API_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
@@ -75,6 +82,8 @@ impl ApiSettings {
             shutdown_grace_secs: 25,
             identity_hold_mb: 64,
             header_timeout_secs: 10,
+            idle_timeout_secs: 620,
+            send_timeout_secs: 60,
             max_connections: 10_000,
             fetch_jitter_ms: 0,
         }
@@ -104,6 +113,8 @@ impl ApiSettings {
         self.bind_addr()?;
         let limits = [
             ("API_HEADER_TIMEOUT_SECS", self.header_timeout_secs),
+            ("API_IDLE_TIMEOUT_SECS", self.idle_timeout_secs),
+            ("API_SEND_TIMEOUT_SECS", self.send_timeout_secs),
             ("API_MAX_CONNECTIONS", self.max_connections as u64),
         ];
         if let Some((variable, _)) = limits.into_iter().find(|&(_, value)| value == 0) {

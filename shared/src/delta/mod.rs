@@ -12,7 +12,8 @@
 //! | `P:{snapshot}:v:VERSION:dcz` | hash | earlier version → dcz body |
 //! | `P:{snapshot}:v:VERSION:deltas` | string | JSON list of [`Delta`], written with the bodies, last |
 //!
-//! Both keys live and expire with their version (same TTL, the same trimming).
+//! Both keys live and expire with their version (same TTL, the same trimming). How the
+//! frame is made is [`compress`]'s, and whether a delta may be made at all [`allowed`]'s.
 
 use std::io::Write;
 
@@ -23,6 +24,13 @@ use serde::{Deserialize, Serialize};
 use crate::sha256::Sha256;
 use crate::snapshot::BodyCheck;
 use crate::store::{SnapshotStore, StoreError};
+
+mod encode;
+
+pub use encode::{
+    DeltaSettings, LARGE_DOCUMENTS, SMALL_DICTIONARY_BYTES, SMALL_DOCUMENTS, WINDOW_LOG, allowed,
+    compress, window_log,
+};
 
 /// First bytes of every dcz body: a zstd skippable frame (magic `0x184D2A5E`) of 32 bytes.
 pub const DCZ_MAGIC: [u8; 8] = [0x5E, 0x2A, 0x4D, 0x18, 0x20, 0x00, 0x00, 0x00];

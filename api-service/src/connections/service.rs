@@ -1,8 +1,7 @@
-//! The service side of the head timer: a connection's service tells its [`HeadTimed`]
-//! when a request's head is complete (the service is called with it) and when its
-//! response is done (hyper drops the response body), which only the service can see.
-//!
-//! [`HeadTimed`]: super::HeadTimed
+//! The service side of a connection's deadlines: the service tells the connection's
+//! [`super::GuardedIo`] when a request's head is complete (the service is called with it)
+//! and when its response is done (hyper drops the response body), which only the service
+//! can see.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,13 +11,17 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::Service;
 use hyper::{Request, Response};
 
-use super::head::Phase;
+use super::phase::Phase;
 
-/// Tells a connection's [`super::HeadTimed`] when the service gets a request and when its
+/// Tells a connection's [`super::GuardedIo`] when the service gets a request and when its
 /// response is done.
-pub struct Watch(pub(super) Arc<Phase>);
+pub struct Watch(Arc<Phase>);
 
 impl Watch {
+    pub(super) fn new(phase: Arc<Phase>) -> Self {
+        Self(phase)
+    }
+
     /// `service`, reporting its requests and responses to the connection's timer.
     pub fn service<S>(self, service: S) -> Watched<S> {
         Watched {
