@@ -3,8 +3,12 @@
 //!
 //! [`crate::server`] hands such requests to [`SnapshotRoute::serve`] before poem's router
 //! and middleware, which cost more per request than everything this route does; this is
-//! the route's only implementation. [`crate::snapshot_doc`] declares it in the OpenAPI
-//! document, and a test checks the declaration against what this answers.
+//! the route's only implementation. What every route does besides its own work is not
+//! written here but called, the same code the poem endpoints go through: the method
+//! check and every error response ([`crate::errors`]), the token
+//! ([`Authenticator::authorize`]), metrics and span ([`crate::observe`]).
+//! [`crate::snapshot_doc`] declares the route in the OpenAPI document, and a test checks
+//! the declaration against what this answers.
 
 use std::sync::Arc;
 
