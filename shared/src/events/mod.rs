@@ -1,7 +1,8 @@
-//! Messages on the two channels: refresh requests (`P:refresh`, [`request`]) and events
-//! (`P:events`), the names they share ([`Trigger`], [`RefreshStatus`]), and how a Redis
-//! message becomes one of them ([`message`]): each channel's messages are parsed here,
-//! once, for every reader.
+//! Messages on the two channels: refresh requests (`P:refresh`, [`RefreshRequest`]) and
+//! events (`P:events`, [`Event`]), the names they share ([`Trigger`], [`RefreshStatus`]),
+//! and how a Redis message becomes one of them ([`Event::from_message`],
+//! [`RefreshRequest::from_message`]): each channel's messages are parsed here, once, for
+//! every reader.
 
 mod message;
 mod request;
