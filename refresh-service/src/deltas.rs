@@ -41,7 +41,7 @@ pub enum DeltaError {
     Compress(#[source] io::Error),
     /// The compression thread panicked.
     #[error("delta compression task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// What one [`build_missing`] call stored.
@@ -89,7 +89,7 @@ pub async fn build_missing(ctx: &RefreshContext) -> Result<Option<Built>, DeltaE
             let (document, json_sha256) = (document.clone(), Sha256::of(&dictionary));
             let body = tokio::task::spawn_blocking(move || compress(&dictionary, &document))
                 .await
-                .map_err(|e| DeltaError::Task(e.to_string()))?
+                .map_err(DeltaError::Task)?
                 .map_err(DeltaError::Compress)?;
             let took = started.elapsed();
             ctx.metrics.delta_built(back + 1, body.len() as u64, took);

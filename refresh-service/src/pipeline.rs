@@ -48,7 +48,7 @@ pub enum RefreshError {
     Encode(#[from] std::io::Error),
     /// The ranking task panicked.
     #[error("ranking task failed: {0}")]
-    Task(String),
+    Task(#[source] tokio::task::JoinError),
 }
 
 impl RefreshError {
@@ -316,7 +316,7 @@ async fn rank(ctx: &RefreshContext, offers: OfferSet) -> Result<(OfferSet, Ranki
         (offers, ranking)
     })
     .await
-    .map_err(|e| RefreshError::Task(e.to_string()))?;
+    .map_err(RefreshError::Task)?;
     Ok((offers, ranking?))
 }
 
