@@ -3,7 +3,7 @@
 //!
 //! Each error a request can meet before its handler's own work is built here once: a
 //! refused token ([`ApiError::unauthorized`], 401 with `WWW-Authenticate`), a method the
-//! route does not answer ([`ApiError::check_method`], 405 with `Allow`), no snapshot yet
+//! route does not answer ([`ApiError::method_not_allowed`], 405 with `Allow`), no snapshot yet
 //! ([`ApiError::no_snapshot`], 503 with `Retry-After`). Anything else poem or
 //! poem-openapi raises (a malformed parameter, an unknown route) is converted by
 //! [`render`], so no response is ever plain text or HTML. A 5xx body says nothing
@@ -110,8 +110,9 @@ impl ApiError {
         }
     }
 
-    /// Whether `route` answers `method`: a comparison per method, no allocation, as it
-    /// runs on every request. Unknown paths pass (they are a 404).
+    /// Whether `route` answers `method` (the snapshot route's check; poem's router makes
+    /// it for the others): a comparison per method, no allocation, as it runs on every
+    /// request. Unknown paths pass (they are a 404).
     ///
     /// # Errors
     /// [`Self::method_not_allowed`].

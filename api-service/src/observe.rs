@@ -1,8 +1,7 @@
 //! What every request leaves behind, written once for the snapshot route and the poem
 //! endpoints alike: its span when traces are exported, and its metrics (route, status,
 //! encoding, body bytes, latency). [`Observed`] is started when a request arrives and
-//! finished with its response; [`counted`] wraps the poem endpoints in it, after the
-//! method check every route shares ([`ApiError::check_method`]).
+//! finished with its response; [`counted`] wraps the poem endpoints in it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,8 +90,8 @@ fn encoding_label(headers: &HeaderMap) -> &'static str {
     }
 }
 
-/// Answers `req` with `endpoint` (or the 405 of a method its route does not answer)
-/// inside the request's span, and counts the response in `metrics`.
+/// Answers `req` with `endpoint` inside the request's span (a 405 as every route sends
+/// it), and counts the response in `metrics`.
 ///
 /// # Errors
 /// Never: errors were already rendered by the endpoint's error handler.
@@ -103,13 +102,13 @@ pub async fn counted<E: Endpoint>(
 ) -> poem::Result<Response> {
     let route = Route::of(req.uri().path());
     let observed = Observed::start(req.method(), req.headers(), route);
-    let response = match ApiError::check_method(route, req.method()) {
-        Ok(()) => {
-            let span = observed.span().clone();
-            endpoint.get_response(req).instrument(span).await
-        }
-        Err(error) => poem_response(error.response()),
-    };
+    let span = observed.span().clone();
+    let mut response = endpoint.get_response(req).instrument(span).await;
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        // poem's router decides which methods its routes answer; the 405 itself (body and
+        // `Allow`) is the one every route sends.
+        response = poem_response(ApiError::method_not_allowed(route).response());
+    }
     let bytes = response
         .headers()
         .get(header::CONTENT_LENGTH)
