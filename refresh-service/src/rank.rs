@@ -21,20 +21,22 @@ const BATCH_ROWS: usize = 65_536;
 #[derive(Debug, Error)]
 pub enum RankError {
     /// ONNX Runtime could not be loaded from `ORT_DYLIB_PATH`.
-    #[error("cannot load ONNX Runtime from ORT_DYLIB_PATH={path:?}: {message}")]
+    #[error("cannot load ONNX Runtime from ORT_DYLIB_PATH={path:?}: {source}")]
     Runtime {
         /// Library path.
         path: PathBuf,
-        /// Loader message.
-        message: String,
+        /// What the loader said.
+        #[source]
+        source: BoxError,
     },
     /// The model could not be loaded or does not have the expected signature.
-    #[error("cannot use ranking model RANKER_MODEL={path:?}: {message}")]
+    #[error("cannot use ranking model RANKER_MODEL={path:?}: {source}")]
     Model {
         /// Model path.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: BoxError,
     },
     /// Inference failed.
     #[error("ranking model failed: {0}")]
@@ -49,17 +51,21 @@ pub enum RankError {
     },
 }
 
+/// The cause of a start-up failure: ONNX Runtime's own error, or what the check found.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The process-wide ONNX Runtime environment; ONNX Runtime allows one per process.
 static ENVIRONMENT: Mutex<Option<Environment>> = Mutex::new(None);
 
 fn environment(dylib: &Path) -> Result<Environment, RankError> {
-    let runtime_error = |message: String| RankError::Runtime {
+    let runtime_error = |source: BoxError| RankError::Runtime {
         path: dylib.to_owned(),
-        message,
+        source,
     };
+    // A poisoned lock: another thread panicked while loading; its message is all there is.
     let mut slot = ENVIRONMENT
         .lock()
-        .map_err(|e| runtime_error(e.to_string()))?;
+        .map_err(|e| runtime_error(e.to_string().into()))?;
     if let Some(env) = slot.as_ref() {
         return Ok(env.clone());
     }
@@ -69,10 +75,10 @@ fn environment(dylib: &Path) -> Result<Environment, RankError> {
         ));
     }
     let env = ort::init_from(dylib)
-        .map_err(|e| runtime_error(e.to_string()))?
+        .map_err(|e| runtime_error(e.into()))?
         .with_name("ofertasws-ranker")
         .build()
-        .map_err(|e| runtime_error(e.to_string()))?;
+        .map_err(|e| runtime_error(e.into()))?;
     *slot = Some(env.clone());
     Ok(env)
 }
@@ -90,23 +96,22 @@ impl Ranker {
     /// [`RankError::Runtime`] or [`RankError::Model`], naming the path at fault.
     pub fn load(model: &Path, dylib: &Path) -> Result<Self, RankError> {
         let env = environment(dylib)?;
-        let model_error = |message: String| RankError::Model {
+        let model_error = |source: BoxError| RankError::Model {
             path: model.to_owned(),
-            message,
+            source,
         };
-        let session = open_session(&env, model).map_err(model_error)?;
+        let session = open_session(&env, model).map_err(|e| model_error(e.into()))?;
         let ranker = Self {
             session: Mutex::new(session),
         };
         match ranker.score(&[0.0; FEATURES]) {
             Ok(scores) if scores.len() == 1 => Ok(ranker),
-            Ok(scores) => Err(model_error(format!(
-                "expected 1 score per row, got {}",
-                scores.len()
-            ))),
-            Err(e) => Err(model_error(format!(
-                "expected input [N, {FEATURES}] float32: {e}"
-            ))),
+            Ok(scores) => Err(model_error(
+                format!("expected 1 score per row, got {}", scores.len()).into(),
+            )),
+            Err(e) => Err(model_error(
+                format!("expected input [N, {FEATURES}] float32: {e}").into(),
+            )),
         }
     }
 
@@ -138,12 +143,10 @@ impl Ranker {
     }
 }
 
-fn open_session(env: &Environment, model: &Path) -> Result<Session, String> {
-    let mut builder = Session::builder(env)
-        .map_err(|e| e.to_string())?
-        .with_intra_threads(1)
-        .map_err(|e| e.to_string())?;
-    builder.commit_from_file(model).map_err(|e| e.to_string())
+fn open_session(env: &Environment, model: &Path) -> Result<Session, ort::Error> {
+    Session::builder(env)?
+        .with_intra_threads(1)?
+        .commit_from_file(model)
 }
 
 /// What the features are computed from; borrowed from the database row.
