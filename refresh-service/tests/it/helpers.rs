@@ -208,7 +208,7 @@ impl Events {
     pub async fn next_matching(
         &mut self,
         within: Duration,
-        wanted: impl Fn(&Event) -> bool,
+        mut wanted: impl FnMut(&Event) -> bool,
     ) -> Event {
         tokio::time::timeout(within, async {
             loop {
@@ -225,16 +225,15 @@ impl Events {
         .expect("expected event did not arrive in time")
     }
 
-    /// Every event that arrives within `window`.
-    pub async fn drain(&mut self, window: Duration) -> Vec<Event> {
+    /// Every event up to and including the first one matching `wanted`, failing the test
+    /// when none arrives within `within`.
+    pub async fn up_to(&mut self, within: Duration, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
         let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Ok(message)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
-            if let Ok(event) = serde_json::from_slice(message.value.as_bytes().unwrap_or_default())
-            {
-                events.push(event);
-            }
-        }
+        self.next_matching(within, |event| {
+            events.push(event.clone());
+            wanted(event)
+        })
+        .await;
         events
     }
 }
