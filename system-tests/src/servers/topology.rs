@@ -79,6 +79,23 @@ impl Topology {
         }
     }
 
+    /// How many clients subscribe to `channel` on each primary (`PUBSUB NUMSUB`), by
+    /// port: on a Cluster a client's classic subscription lives on the one node it chose,
+    /// and a node that does not answer (being failed over) counts none. Blocking.
+    pub fn subscribers(&self, channel: &str) -> Vec<(u16, u64)> {
+        self.primaries()
+            .iter()
+            .map(|primary| {
+                let reply = primary.try_cli(&["PUBSUB", "NUMSUB", channel]);
+                let count = reply
+                    .ok()
+                    .and_then(|r| r.lines().nth(1).and_then(|n| n.trim().parse().ok()))
+                    .unwrap_or(0);
+                (primary.port, count)
+            })
+            .collect()
+    }
+
     /// The single server (scenarios that kill and restart the whole of Redis).
     fn single(&self) -> &RedisServer {
         match self {

@@ -2,10 +2,12 @@
 //! private PostgreSQL cluster), its own Redis (a single server, a Cluster or a Sentinel
 //! group) and prefix, the `refresh-service run` daemon and two `api-service` replicas, each
 //! logging JSON to a file the scenario can read. What the scenario asks of the replicas
-//! over HTTP is in `requests.rs`, of the offers and the refresh log in `offers.rs`.
+//! over HTTP is in `requests.rs`, of the daemon in `refresher.rs`, of the offers and the
+//! refresh log in `offers.rs`.
 
 mod events;
 mod offers;
+mod refresher;
 mod requests;
 
 use std::process::Stdio;
@@ -74,6 +76,8 @@ pub struct Stack {
     pub apis: Vec<Api>,
     /// The `refresh-service run` daemon, when one runs.
     pub refresher: Option<Process>,
+    /// `http://127.0.0.1:PORT` of the daemon's status port (`REFRESH_METRICS_BIND`).
+    refresher_status: String,
     /// The snapshot store, as the services see it.
     pub store: SnapshotStore,
     /// The deployment's database.
@@ -127,6 +131,7 @@ impl Stack {
         let mut stack = Self {
             apis: Vec::new(),
             refresher: None,
+            refresher_status: String::new(),
             store: SnapshotStore::new(client, Keys::new(&prefix)),
             pool: PgPool::connect_lazy(&db_url).expect("database url"),
             db_url,
@@ -182,20 +187,6 @@ impl Stack {
         let mut cmd = refresh_service(args, &self.db_url, &self.redis.url(), &self.prefix);
         cmd.current_dir(&self.scratch.path);
         cmd
-    }
-
-    /// Starts a `refresh-service run` daemon (replacing, and killing, any earlier one).
-    pub async fn start_refresher(&mut self) {
-        let n = std::fs::read_dir(&self.scratch.path)
-            .map(|d| d.count())
-            .unwrap_or(0);
-        let log = self.scratch.join(&format!("refresher-{n}.log"));
-        self.refresher = Some(Process::spawn(self.refresh_command(&["run"]), log));
-    }
-
-    /// The running daemon.
-    pub fn refresher(&self) -> &Process {
-        self.refresher.as_ref().expect("a refresher runs")
     }
 
     /// Runs `refresh-service ARGS` to completion.

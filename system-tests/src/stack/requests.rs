@@ -93,8 +93,12 @@ pub async fn metric(http: &reqwest::Client, url: &str, name: &str) -> f64 {
         .text()
         .await
         .expect("metrics text");
+    sample(&text, name).unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+/// The value of the sample `name` (labels included, as rendered) in Prometheus `text`.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
 }

@@ -1,6 +1,6 @@
 //! The newest snapshot corrupted in Redis by hand.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
@@ -8,9 +8,10 @@ use fred::prelude::KeysInterface;
 use shared::events::RefreshStatus;
 use shared::snapshot::Codec;
 
+use system_tests::eventually;
 use system_tests::observe::{Checker, Load, MetaBook};
 use system_tests::servers::shared_cluster;
-use system_tests::stack::{FIVE_SECONDS, REPLICAS, SETUP, Stack};
+use system_tests::stack::{FIVE_SECONDS, REPLICAS, Stack};
 
 const REFUSED: &str = "refusing corrupt snapshot; still serving the previous one";
 const REJECTED_TOTAL: &str = "ofertasws_snapshot_rejected_total";
@@ -50,11 +51,11 @@ async fn a_corrupted_newest_snapshot_is_refused_and_the_previous_one_served() {
     }
 
     for replica in 0..REPLICAS {
-        let deadline = Instant::now() + SETUP;
-        while stack.metric(replica, REJECTED_TOTAL).await < 1.0 {
-            assert!(Instant::now() < deadline, "replica {replica} took it");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let what = format!("replica {replica} to refuse {second}");
+        eventually(FIVE_SECONDS, &what, || async {
+            stack.metric(replica, REJECTED_TOTAL).await >= 1.0
+        })
+        .await;
         assert_eq!(stack.served_version(replica).await.unwrap(), first.version);
         let health = stack.health(replica).await;
         assert_eq!(
@@ -74,14 +75,10 @@ async fn a_corrupted_newest_snapshot_is_refused_and_the_previous_one_served() {
 
     // The raw reader of the other scenarios notices the damage too: its silence there
     // means something.
-    let deadline = Instant::now() + SETUP;
-    while !checker.saw_problem(&second) {
-        assert!(
-            Instant::now() < deadline,
-            "the checker missed the damaged body"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(FIVE_SECONDS, "the checker to see the damaged body", || {
+        std::future::ready(checker.saw_problem(&second))
+    })
+    .await;
 
     // A good, newer snapshot is taken as usual; the damaged one was refused once only.
     stack.change_offer(5).await;

@@ -12,6 +12,7 @@ use system_tests::observe::{
 };
 use system_tests::servers::own_cluster;
 use system_tests::stack::{FIVE_SECONDS, SETUP, Stack};
+use system_tests::until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_during_a_refresh_keeps_the_snapshot_retries_and_records_the_failure() {
@@ -89,18 +90,12 @@ async fn postgres_stopped_during_a_refresh_keeps_the_snapshot_retries_and_record
     tokio::task::spawn_blocking(move || cluster.start_again())
         .await
         .unwrap();
-    let deadline = Instant::now() + SETUP;
-    let row = loop {
+    let row = until(SETUP, "the failed row in the refresh log", || async {
         let rows = stack.log_rows().await;
-        if let Some(row) = rows
-            .iter()
+        rows.into_iter()
             .find(|r| r.request_id.as_deref() == Some("pg-down"))
-        {
-            break row.clone();
-        }
-        assert!(Instant::now() < deadline, "no failed row: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(
         (row.status.as_str(), row.trigger.as_str()),
         ("failed", "ops")

@@ -5,6 +5,14 @@ use std::time::{Duration, Instant};
 use system_tests::observe::{Load, MetaBook};
 use system_tests::servers::shared_cluster;
 use system_tests::stack::{FIVE_SECONDS, REPLICAS, SETUP, Stack};
+use system_tests::{eventually, until};
+
+/// Bound for a replica to notice Redis is gone: its next poll (every 2 s) fails once its
+/// command timeout (5 s) runs out.
+const NOTICED_WITHIN: Duration = Duration::from_secs(15);
+/// Bound, from Redis returning, for the daemon to subscribe to `P:refresh` again: its
+/// client retries every 2 s at the most, then resubscribes.
+const RESUBSCRIBED_WITHIN: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_under_load_serves_throughout_and_catches_up() {
@@ -20,11 +28,11 @@ async fn redis_killed_and_restarted_under_load_serves_throughout_and_catches_up(
     let killed = Instant::now();
     stack.change_offer(1).await;
     for replica in 0..REPLICAS {
-        let deadline = Instant::now() + SETUP;
-        while stack.health(replica).await["redis"] != "down" {
-            assert!(Instant::now() < deadline, "replica {replica} never noticed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("replica {replica} to report Redis down");
+        eventually(NOTICED_WITHIN, &what, || async {
+            stack.health(replica).await["redis"] == "down"
+        })
+        .await;
         assert_eq!(
             stack.health(replica).await["snapshot_version"],
             first.version.as_str(),
@@ -54,29 +62,23 @@ async fn redis_killed_and_restarted_under_load_serves_throughout_and_catches_up(
         back.elapsed()
     );
 
-    // The daemon resubscribed to the refresh channel: a request through the API (503
-    // `no_refresher` until then) is taken, and both replicas switch to its snapshot.
-    // (Not `wait=true`: the outcome event can be lost while the API's own event
-    // subscriber is still reconnecting, and the request would then wait its timeout.)
+    // The daemon resubscribes to the refresh channel (the API answers 503 `no_refresher`
+    // until then); then a request through the API is taken, and both replicas switch to
+    // its snapshot. (Not `wait=true`: the outcome event can be lost while the API's own
+    // event subscriber is still reconnecting, and the request would then wait its
+    // timeout.)
     stack.change_offer(2).await;
-    let deadline = Instant::now() + SETUP;
-    loop {
-        let (status, body) = stack.refresh_via_api(0, "?wait=false").await;
-        if status == 202 {
-            break;
-        }
-        assert_eq!(status, 503, "{body}");
-        assert!(Instant::now() < deadline, "the daemon never resubscribed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let third = loop {
+    let within = RESUBSCRIBED_WITHIN.saturating_sub(back.elapsed());
+    stack
+        .wait_refresher_listening(within, "the daemon after Redis returned")
+        .await;
+    let (status, body) = stack.refresh_via_api(0, "?wait=false").await;
+    assert_eq!(status, 202, "{body}");
+    let third = until(SETUP, "the requested refresh to switch", || async {
         let current = stack.current().await.unwrap().version;
-        if current != second {
-            break current;
-        }
-        assert!(Instant::now() < deadline, "the requested refresh never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        (current != second).then_some(current)
+    })
+    .await;
     stack
         .wait_served(
             &third,

@@ -14,7 +14,8 @@ use system_tests::servers::redis_cluster::RedisCluster;
 use system_tests::servers::redis_sentinel::SentinelGroup;
 use system_tests::servers::redis_server::cut_replication;
 use system_tests::servers::{Topology, shared_cluster};
-use system_tests::stack::{FIVE_SECONDS, SETUP, Stack};
+use system_tests::stack::{FIVE_SECONDS, Stack};
+use system_tests::until;
 
 /// The contract's bound, from the promotion, for every replica to serve one version.
 const TEN_SECONDS: Duration = Duration::from_secs(10);
@@ -67,110 +68,58 @@ fn kill_snapshot_primary(stack: &Stack) -> Instant {
 }
 
 /// The current snapshot as the new primary has it, once the store's client reaches it.
-async fn current_after_failover(stack: &Stack) -> SnapshotMeta {
-    let deadline = Instant::now() + SETUP;
-    loop {
-        if let Ok(Some(meta)) = stack.store.current_meta().await {
-            return meta;
-        }
-        assert!(Instant::now() < deadline, "the new primary never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn current_after_failover(stack: &Stack, promoted: Instant) -> SnapshotMeta {
+    let within = TEN_SECONDS.saturating_sub(promoted.elapsed());
+    until(
+        within,
+        "the store's client to reach the new primary",
+        || async { stack.store.current_meta().await.ok().flatten() },
+    )
+    .await
 }
 
-/// A refresh through the API once the refresher listens again (503 until then); returns
-/// the version it published.
+/// A refresh through the API once the refresher listens again (the API answers 503
+/// `no_refresher` until then, which is why it is not asked before); returns the version
+/// it published.
 async fn refresh_after_failover(stack: &Stack, promoted: Instant) -> SnapshotMeta {
-    let deadline = Instant::now() + SETUP;
-    loop {
-        let (status, body) = stack.refresh_via_api(0, "").await;
-        if status == 200 && body["status"] == "success" {
-            println!(
-                "a refresh succeeded {:?} after the promotion",
-                promoted.elapsed()
-            );
-            let version = body["version"].as_str().expect("a version");
-            return stack
-                .store
-                .version_meta(version)
-                .await
-                .expect("metadata readable")
-                .expect("the version is stored");
-        }
-        assert!(
-            status == 503 && Instant::now() < deadline,
-            "{status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Subscribers of `channel` on the primary listening on `port`, and on all of them.
-fn subscribers(stack: &Stack, channel: &str, port: u16) -> (u64, u64) {
-    blocking(|| {
-        let counts: Vec<(u16, u64)> = stack
-            .redis
-            .primaries()
-            .iter()
-            .map(|p| {
-                let reply = p.cli(&["PUBSUB", "NUMSUB", channel]);
-                (
-                    p.port,
-                    reply
-                        .lines()
-                        .nth(1)
-                        .and_then(|n| n.trim().parse().ok())
-                        .unwrap_or(0),
-                )
-            })
-            .collect();
-        let on_port = counts
-            .iter()
-            .filter(|(p, _)| *p == port)
-            .map(|(_, n)| n)
-            .sum();
-        (on_port, counts.iter().map(|(_, n)| n).sum())
-    })
-}
-
-/// Restarts the refresher until its subscription to `P:refresh` is on the primary about
-/// to be killed (fred subscribes on a node derived from its client id), so that the
-/// failover always covers its resubscription.
-async fn refresher_subscribed_on(stack: &mut Stack, port: u16) {
-    let channel = stack.store.keys().refresh_channel();
-    for restarts in 0..30 {
-        let deadline = Instant::now() + SETUP;
-        let (here, anywhere) = loop {
-            let counts = subscribers(stack, &channel, port);
-            if counts.1 == 1 {
-                break counts;
-            }
-            assert!(Instant::now() < deadline, "the refresher never subscribed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        if here == anywhere {
-            println!("the refresher listens on the snapshot primary after {restarts} restarts");
-            return;
-        }
-        if let Some(mut old) = stack.refresher.take() {
-            old.kill().await;
-        }
-        stack.start_refresher().await;
-    }
-    panic!("the refresher never subscribed on port {port}");
+    let within = TEN_SECONDS.saturating_sub(promoted.elapsed());
+    stack
+        .wait_refresher_listening(within, "resubscribed after the promotion")
+        .await;
+    let (status, body) = stack.refresh_via_api(0, "").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("success")),
+        "{body}"
+    );
+    println!(
+        "a refresh succeeded {:?} after the promotion",
+        promoted.elapsed()
+    );
+    let version = body["version"].as_str().expect("a version");
+    stack
+        .store
+        .version_meta(version)
+        .await
+        .expect("metadata readable")
+        .expect("the version is stored")
 }
 
 async fn failover_under_load(mut stack: Stack) {
+    // The failover covers the refresher's resubscription too: restarted until its
+    // subscription is on the primary about to be killed.
     let key = stack.store.keys().current();
     let primary = blocking(|| stack.redis.primary_and_replica_for(&key).0.port);
-    refresher_subscribed_on(&mut stack, primary).await;
+    stack
+        .refresher_subscribed_where(|port| port == primary)
+        .await;
     let first = stack.current().await.expect("start-up snapshot");
     let book = MetaBook::new(&stack);
     let load = Load::start(&stack, &book);
     load.wait_for_requests(5).await;
 
     let promoted = kill_snapshot_primary(&stack);
-    let current = current_after_failover(&stack).await;
+    let current = current_after_failover(&stack, promoted).await;
     assert_eq!(
         current.version, first.version,
         "the switch was on the replica"
@@ -197,8 +146,7 @@ async fn failover_under_load(mut stack: Stack) {
         second.version,
         promoted.elapsed()
     );
-    let channel = stack.store.keys().refresh_channel();
-    assert_eq!(subscribers(&stack, &channel, 0).1, 1, "resubscribed once");
+    assert_eq!(stack.refresh_subscribers().await, 1, "resubscribed once");
     let report = load.finish(&second.version).await;
     report.assert_all_served();
     report.assert_served_in_order(&[&first.version, &second.version]);
@@ -238,7 +186,7 @@ async fn failover_losing_the_last_switch(stack: Stack) {
     checker.finish(&lost.version).await.assert_never_torn();
 
     let promoted = kill_snapshot_primary(&stack);
-    let current = current_after_failover(&stack).await;
+    let current = current_after_failover(&stack, promoted).await;
     assert_eq!(
         current.version, first.version,
         "the promoted replica should lack the switch to {}",
