@@ -149,6 +149,44 @@ impl RedisServer {
         }
     }
 
+    /// Sends `name` (`STOP`, `CONT`) to the server process: a stopped replica takes no
+    /// replication stream and acknowledges nothing until it is continued.
+    pub fn signal(&self, name: &str) {
+        let pid = self
+            .child
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(Child::id)
+            .expect("the server runs");
+        crate::process::signal(pid, name);
+    }
+
+    /// `key` as this node has it, read as a client may read a replica (`READONLY` first,
+    /// which a Cluster replica needs to answer instead of redirecting); `None` when the
+    /// node does not have it. Blocking.
+    pub fn read_own_copy(&self, key: &str) -> Option<String> {
+        let mut child = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("READONLY\nGET {key}\n").as_bytes())
+            .expect("write to redis-cli");
+        let out = child.wait_with_output().expect("redis-cli finished");
+        let text = String::from_utf8_lossy(&out.stdout);
+        // The answer to READONLY (OK, or an error and a blank line outside a Cluster),
+        // then the value: the last line (blank when the key is missing).
+        let value = text.lines().last()?.trim();
+        (!value.is_empty()).then(|| value.to_owned())
+    }
+
     /// Whether the process still runs (it was not killed).
     pub fn is_running(&self) -> bool {
         self.child

@@ -1,13 +1,15 @@
 //! The contract on a Cluster and on a Sentinel group, in one deployment each: the start-up
-//! snapshot, ops requests published on every primary, refreshes through every API replica,
-//! `trigger --wait`, invalidation, a frozen replica catching up, two concurrent `once`,
-//! `versions`/`rollback`, and `no_refresher` once the refresher is really gone.
+//! snapshot, (on a Cluster) requests answered by a refresher subscribed on another node,
+//! ops requests published on every primary, refreshes through every API replica,
+//! `trigger --wait`, invalidation, the switch waiting for a replica, a frozen replica
+//! catching up, two concurrent `once`, `versions`/`rollback`, and `no_refresher` once the
+//! refresher is really gone.
 
 use std::time::Instant;
 
 use shared::events::RefreshStatus;
 
-use crate::blocking;
+use crate::{blocking, cross_node, replication};
 use system_tests::servers::redis_cluster::RedisCluster;
 use system_tests::servers::redis_sentinel::SentinelGroup;
 use system_tests::servers::{Topology, shared_cluster};
@@ -15,11 +17,14 @@ use system_tests::stack::{FIVE_SECONDS, REPLICAS, SETUP, Stack};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_holds_the_contract() {
-    let stack = Stack::start_on(shared_cluster().await, |scratch| {
+    let mut stack = Stack::start_on(shared_cluster().await, |scratch| {
         Topology::Cluster(RedisCluster::start(scratch))
     })
     .await;
     snapshot_keys_share_one_slot(&stack).await;
+    let events = stack.events().await;
+    cross_node::requests_reach_a_refresher_on_another_node(&mut stack, &events).await;
+    drop(events);
     holds_the_contract(stack).await;
 }
 
@@ -132,6 +137,11 @@ async fn holds_the_contract(mut stack: Stack) {
         .wait_served(&second, Instant::now() + FIVE_SECONDS, "invalidation")
         .await;
     assert_eq!(replication_of(&stack, &second), "acknowledged");
+
+    // The switch waits for a replica before it is announced; without one in time, it is
+    // announced anyway and counted.
+    replication::the_switch_waits_for_a_replica(&stack, &events).await;
+    replication::an_unconfirmed_switch_is_still_announced(&stack, &events).await;
 
     // A replica frozen across a refresh catches up within 5 s of resuming.
     stack.apis[1].service.signal("STOP");

@@ -4,7 +4,9 @@
 //! local ports, with the harness's servers, deployment and observers
 //! (`system_tests::{servers, stack, observe}`).
 //!
-//! `contract` runs the contract's promises on each topology; `failover` kills the primary
+//! `contract` runs the contract's promises on each topology (with `cross_node` and
+//! `replication`: a `PUBLISH` counted on another node, the switch's wait for a replica);
+//! `failover` kills the primary
 //! holding the snapshot keys under a steady GET load, once with replication intact and
 //! once after cutting it so the last switch is lost. Every wait polls a condition with a
 //! deadline; the logs of a failed test are kept in the temp folder it names.
@@ -16,8 +18,10 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod contract;
+mod cross_node;
 mod failover;
 mod pubsub;
+mod replication;
 
 /// Runs blocking harness code (redis-cli, waiting for a topology) off the async workers.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
