@@ -10,7 +10,7 @@ fn main() {
     let metrics = Metrics::default();
     let route = metrics.route(Route::Snapshot.label(), &[(200, "zstd")]);
     metrics.observe_route(&route, 200, "zstd", 1, 0.001);
-    let meta = shared::testing::sample_meta(b"{}", b"gz", b"zs");
+    let meta = system_tests::fixtures::sample_meta(b"{}", b"gz", b"zs");
     metrics.snapshot_loaded(&meta);
     print!("{}", metrics.render(None, false, None));
 }

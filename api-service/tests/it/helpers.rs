@@ -19,7 +19,7 @@ use shared::events::{Event, SnapshotUpdated};
 use shared::keys::Keys;
 use shared::snapshot::{SnapshotMeta, hash_hex};
 use shared::store::{Bodies, SnapshotStore};
-pub use shared::testing::{Proxy, TestPrefix, eventually, redis_url};
+pub use system_tests::{Proxy, TestPrefix, eventually, redis_url};
 
 pub const SECRET: &str = "api-test-secret";
 
