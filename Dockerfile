@@ -36,8 +36,13 @@ COPY Cargo.toml Cargo.lock ./
 COPY shared/Cargo.toml shared/Cargo.toml
 COPY api-service/Cargo.toml api-service/Cargo.toml
 COPY refresh-service/Cargo.toml refresh-service/build.rs refresh-service/
+#    The system tests are a workspace member no binary depends on (a dev-dependency
+#    only, never built here): its manifest and an empty library let cargo load the
+#    workspace and check Cargo.lock.
+COPY system-tests/Cargo.toml system-tests/Cargo.toml
 RUN set -eux; \
-    mkdir -p migrations; \
+    mkdir -p migrations system-tests/src; \
+    echo '//! placeholder' > system-tests/src/lib.rs; \
     for crate in shared api-service refresh-service; do \
         mkdir -p "$crate/src"; \
         echo 'fn main() {}' > "$crate/src/main.rs"; \

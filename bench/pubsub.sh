@@ -15,5 +15,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
 ensure_redis_installed
 cd "$ROOT"
-BENCH_PUBSUB_EVENTS="${1:-2000}" cargo test --release -q -p refresh-service \
+BENCH_PUBSUB_EVENTS="${1:-2000}" cargo test --release -q -p system-tests \
   --test topologies pubsub:: -- --nocapture 2>&1 | grep -E "subscribers|^(classic|sharded):|test result"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser test (refresh-service/tests/browser) runs besides the
+# Installs what the browser test (system-tests/tests/browser) runs besides the
 # workspace's own binaries: Debian's headless Chromium (package chromium-headless-shell,
 # which speaks RFC 9842 dcz on http://127.0.0.1 without flags) and Debian's nginx (the
 # load balancer in front of the API replicas). Missing packages are installed with

@@ -17,11 +17,11 @@
 # When a variable is unset and nothing usable answers at its default, the private servers
 # of scripts/services.sh are started (127.0.0.1:55432 and :56379, under .local/) and used
 # instead. A variable that is set (environment or .env) but unreachable is an error.
-# The fault and topology suites (refresh-service/tests/{faults,topologies}) start their own
+# The fault and topology suites (system-tests/tests/{faults,topologies}) start their own
 # redis-server (single, Cluster, Sentinel) and PostgreSQL processes: redis-server ≥ 7 and
 # the PostgreSQL server binaries are installed with apt-get when missing.
 #
-# Usage: scripts/test.sh [extra cargo test args, e.g. -p refresh-service -- --nocapture]
+# Usage: scripts/test.sh [extra cargo test args, e.g. -p system-tests --test faults -- --nocapture]
 # Exit status: 0 when every step passed, 1 otherwise (all steps run; summary at the end).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

@@ -9,7 +9,7 @@ use api_service::route_table::Route;
 fn main() {
     let metrics = Metrics::default();
     metrics.observe(Route::Snapshot, 200, "zstd", 1, 0.001);
-    let meta = shared::testing::sample_meta(b"{}", b"gz", b"zs");
+    let meta = system_tests::fixtures::sample_meta(b"{}", b"gz", b"zs");
     metrics.snapshot_loaded(&meta);
     print!("{}", metrics.render(None, false, None));
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -92,7 +91,7 @@ pub fn app(parts: &Parts) -> impl Endpoint + use<> {
 
 /// A bound, not yet serving, API.
 pub struct Application {
-    listener: TcpListener,
+    listener: tokio::net::TcpListener,
     addr: SocketAddr,
     parts: Parts,
     sync: SnapshotSync,
@@ -110,8 +109,7 @@ impl Application {
         settings.validate()?;
         let auth = Arc::new(Authenticator::from_settings(&settings)?);
         let bind = settings.bind_addr()?;
-        let listener = TcpListener::bind(bind)
-            .await
+        let listener = crate::server::listen(bind)
             .with_context(|| format!("cannot listen on API_BIND={bind}"))?;
         let addr = listener.local_addr().context("listener has no address")?;
         let metrics = Arc::new(Metrics::default());

@@ -11,7 +11,7 @@ use shared::events::RefreshStatus;
 fn main() {
     let metrics = RefreshMetrics::default();
     metrics.stage(Stage::Total, Duration::from_millis(1));
-    let meta = shared::testing::sample_meta(b"{}", b"gz", b"zs");
+    let meta = system_tests::fixtures::sample_meta(b"{}", b"gz", b"zs");
     metrics.outcome(RefreshStatus::Success, Some(&meta));
     metrics.delta_built(1, 1, Duration::from_millis(1));
     print!("{}", metrics.render());

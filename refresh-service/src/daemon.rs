@@ -211,6 +211,7 @@ async fn listen(
                     if queue.send(queued).is_err() {
                         break;
                     }
+                    ctx.metrics.request_taken();
                 }
                 Err(rejected) => {
                     tracing::warn!(error = %rejected, "refresh request rejected");

@@ -74,6 +74,7 @@ pub struct RefreshMetrics {
     snapshot_bytes: Family<EncodingLabels, Gauge>,
     snapshot_offers: Gauge,
     lock_skips: Counter,
+    requests: Counter,
     delta_build: Histogram,
     delta_bytes: Family<DeltaLabels, Gauge>,
     delta_failures: Counter,
@@ -103,6 +104,7 @@ impl Default for RefreshMetrics {
             snapshot_bytes: Family::default(),
             snapshot_offers: Gauge::default(),
             lock_skips: Counter::default(),
+            requests: Counter::default(),
             delta_build: Histogram::new([
                 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
@@ -146,6 +148,11 @@ impl Default for RefreshMetrics {
             "refresh_lock_skips",
             "Refreshes skipped because another one held the lock",
             metrics.lock_skips.clone(),
+        );
+        registry.register(
+            "refresh_requests",
+            "Refresh requests taken from the refresh channel (a burst taken during a refresh is answered by one more)",
+            metrics.requests.clone(),
         );
         registry.register(
             "refresh_delta_build_seconds",
@@ -236,6 +243,11 @@ impl RefreshMetrics {
         self.delta_failures.inc();
     }
 
+    /// Records a refresh request taken from the refresh channel.
+    pub fn request_taken(&self) {
+        self.requests.inc();
+    }
+
     /// Records a refresh skipped because the lock was held elsewhere.
     pub fn lock_skipped(&self) {
         self.lock_skips.inc();
@@ -278,6 +290,7 @@ mod tests {
         );
         metrics.stage(Stage::Query, Duration::from_millis(3));
         metrics.lock_skipped();
+        metrics.request_taken();
         metrics.switch_replicated(shared::redis::Replication::NoReplica);
         let meta = SnapshotMeta {
             version: "1-a".into(),
@@ -303,6 +316,7 @@ mod tests {
             "ofertasws_refresh_snapshot_bytes{encoding=\"zstd\"} 20\n",
             "ofertasws_refresh_snapshot_offers 7\n",
             "ofertasws_refresh_lock_skips_total 1\n",
+            "ofertasws_refresh_requests_total 1\n",
             "ofertasws_refresh_switch_replication_total{result=\"no_replica\"} 1\n",
             "ofertasws_refresh_duration_seconds_count{stage=\"query\"} 1\n",
         ] {

@@ -258,7 +258,7 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
             Ok::<_, RefreshError>(encoded)
         })
         .await?;
-    let (meta, bodies) = snapshot(&offers, encoded, seq, version, generated_at);
+    let (meta, bodies) = snapshot(&offers, encoded, seq, generated_at);
 
     let span = tracing::info_span!(
         "write",
@@ -320,29 +320,23 @@ async fn rank(ctx: &RefreshContext, offers: OfferSet) -> Result<(OfferSet, Ranki
     Ok((offers, ranking?))
 }
 
-/// The metadata and bodies of the snapshot `encoded` from `offers`.
+/// The metadata and bodies of the snapshot `encoded` from `offers` (its version, which the
+/// document names, is derived again from `seq` and the offers' content hash).
 fn snapshot(
     offers: &OfferSet,
     encoded: Encoded,
     seq: u64,
-    version: String,
     generated_at: DateTime<Utc>,
 ) -> (SnapshotMeta, Bodies) {
-    let meta = SnapshotMeta {
-        etag: SnapshotMeta::etag_for(&version),
+    let meta = SnapshotMeta::describing(
         seq,
-        count: offers.len() as u64,
+        offers.len() as u64,
         generated_at,
-        content_hash: offers.content_hash().to_owned(),
-        json_bytes: encoded.json.bytes,
-        gzip_bytes: encoded.gzip.len() as u64,
-        zstd_bytes: encoded.zstd.len() as u64,
-        json_hash: encoded.json.blake3,
-        json_sha256: Some(encoded.json.sha256),
-        gzip_hash: shared::snapshot::hash_hex(&encoded.gzip),
-        zstd_hash: shared::snapshot::hash_hex(&encoded.zstd),
-        version,
-    };
+        offers.content_hash().to_owned(),
+        encoded.json,
+        &encoded.gzip,
+        &encoded.zstd,
+    );
     let bodies = Bodies {
         gzip: Bytes::from(encoded.gzip),
         zstd: Bytes::from(encoded.zstd),

@@ -20,5 +20,3 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;

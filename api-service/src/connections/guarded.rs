@@ -47,10 +47,13 @@ enum Protocol {
     Http2,
 }
 
-/// A deadline and the state it was set for: set again only when the state changes.
+/// The read side's timer and the instant it is set to. It only has to wake the
+/// connection no later than the deadline of the state it is in: woken, the connection
+/// looks at its state again. So a timer that is due later than a new deadline is moved,
+/// and one due earlier is left alone, which keeps timer-wheel work off the hot path.
 struct Timer {
     sleep: Pin<Box<Sleep>>,
-    armed_for: Waiting,
+    due: Instant,
 }
 
 /// An accepted connection's IO that ends it when a deadline passes (see the module doc).
@@ -60,8 +63,10 @@ pub struct GuardedIo<S> {
     phase: Arc<Phase>,
     protocol: Protocol,
     accepted: Instant,
-    /// The read deadline: first request, head or idle.
+    /// Wakes the read side for the deadline of the first request, a head or idleness.
     reading: Option<Timer>,
+    /// The HTTP/1 head being timed and its deadline.
+    timed_head: Option<(u32, Instant)>,
     /// The send deadline, while a write is pending.
     sending: Option<Pin<Box<Sleep>>>,
     send_stalled: bool,
@@ -71,14 +76,16 @@ pub struct GuardedIo<S> {
 impl<S> GuardedIo<S> {
     /// `io`, accepted now into `slot`, and the [`Watch`] its service reports to.
     pub fn new(io: S, slot: Slot) -> (Self, Watch) {
-        let phase = Arc::new(Phase::default());
+        let accepted = Instant::now();
+        let phase = Arc::new(Phase::new(accepted));
         let guarded = Self {
             io,
             slot,
             phase: phase.clone(),
             protocol: Protocol::Unknown(0),
-            accepted: Instant::now(),
+            accepted,
             reading: None,
+            timed_head: None,
             sending: None,
             send_stalled: false,
             written: false,
@@ -103,52 +110,63 @@ impl<S> GuardedIo<S> {
         }
     }
 
-    /// The read deadline for what the connection waits for, `None` while a response is
-    /// on its way. Deadlines of heads and idle periods count from now: the first pending
-    /// read of the state, microseconds after it began.
-    fn read_deadline(&self, waiting: Waiting) -> Option<Instant> {
+    /// The deadline of the state the connection is in; `None` while a response is on its
+    /// way. A head's counts from the first read that left it incomplete, microseconds
+    /// after its first byte (a head that arrives whole is never timed); an idle period's
+    /// from the end of the last response.
+    fn read_deadline(&mut self, waiting: Waiting) -> Option<Instant> {
         let limits = self.slot.limits();
         match waiting {
             Waiting::FirstRequest => Some(self.accepted + limits.header),
-            Waiting::Head(_) => Some(Instant::now() + limits.header),
-            Waiting::Idle(_) => Some(Instant::now() + limits.idle),
+            Waiting::Head(head) => match self.timed_head {
+                Some((timed, deadline)) if timed == head => Some(deadline),
+                _ => {
+                    let deadline = Instant::now() + limits.header;
+                    self.timed_head = Some((head, deadline));
+                    Some(deadline)
+                }
+            },
+            Waiting::Idle(_) => Some(self.phase.idle_since() + limits.idle),
             Waiting::Response => None,
         }
     }
 
-    /// Sets the read deadline for a state just entered. hyper polls a flush after the last
-    /// bytes of every response, when the service has just let go of it, but it polls no
-    /// read then (it is already waiting on one): the idle (or pipelined head's) deadline
-    /// starts here. Moving a tokio deadline later is one atomic operation, no timer-wheel
-    /// work, so this costs a request next to nothing.
-    fn rearm(&mut self, cx: &mut Context<'_>) {
-        if self.read_expired(cx).is_some() {
-            // Already due: the read side is woken to act on it.
-            cx.waker().wake_by_ref();
-        }
-    }
-
-    /// Whether the read deadline of the current state has passed; when it has not, the
-    /// task is woken when it will have.
+    /// Whether the deadline of the state the connection is in has passed. When it has
+    /// not, the timer is made to wake the task by then; while a response is on its way
+    /// it only has to wake it some time (to look again once the response is over).
     fn read_expired(&mut self, cx: &mut Context<'_>) -> Option<Waiting> {
         let waiting = self.phase.waiting();
-        if self.reading.as_ref().map(|t| t.armed_for) != Some(waiting) {
-            let deadline = self.read_deadline(waiting)?;
-            match &mut self.reading {
-                Some(timer) => {
-                    timer.sleep.as_mut().reset(deadline);
-                    timer.armed_for = waiting;
-                }
-                None => {
-                    self.reading = Some(Timer {
-                        sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                        armed_for: waiting,
-                    });
-                }
-            }
+        let pending = |timer: &Timer| !timer.sleep.is_elapsed();
+        let deadline = match self.read_deadline(waiting) {
+            Some(deadline) => deadline,
+            None if self.reading.as_ref().is_some_and(pending) => return None,
+            None => Instant::now() + self.slot.limits().idle,
+        };
+        if let Some(timer) = &self.reading
+            && pending(timer)
+            && timer.due <= deadline
+        {
+            return None;
         }
-        let timer = self.reading.as_mut()?;
-        timer.sleep.as_mut().poll(cx).is_ready().then_some(waiting)
+        if waiting != Waiting::Response && Instant::now() >= deadline {
+            return Some(waiting);
+        }
+        let timer = match &mut self.reading {
+            Some(timer) => {
+                timer.sleep.as_mut().reset(deadline);
+                timer.due = deadline;
+                timer
+            }
+            None => self.reading.insert(Timer {
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                due: deadline,
+            }),
+        };
+        if timer.sleep.as_mut().poll(cx).is_ready() {
+            // Due in the instant since it was checked: look again.
+            cx.waker().wake_by_ref();
+        }
+        None
     }
 
     /// Ends a connection whose head did not arrive in time: an HTTP/1 client that has
@@ -262,7 +280,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
             Poll::Pending => self.stalled(cx).map(Err),
             Poll::Ready(result) => {
                 self.send_stalled = false;
-                self.rearm(cx);
                 Poll::Ready(result)
             }
         }

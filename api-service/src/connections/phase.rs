@@ -3,7 +3,10 @@
 //! service sees a head complete (it is called with the request) and a response end
 //! (hyper drops the response body). From both the IO decides which deadline runs.
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// What a connection is waiting for, and so which deadline runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +28,12 @@ pub(super) enum Waiting {
 /// on other tasks, so the counts are atomic. `http1` is read and written by one task at a
 /// time: on an HTTP/1 connection everything runs on the connection's task, and on an
 /// HTTP/2 connection no bytes are ever reported to it, so its head flag never rises.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Phase {
+    /// When the connection was accepted: the instant idle times count from.
+    accepted: Instant,
+    /// When the last response ended, in nanoseconds after `accepted`.
+    idle_since: AtomicU64,
     /// Requests the service has been called with.
     served: AtomicU32,
     /// Requests whose responses hyper has not finished with.
@@ -47,6 +54,17 @@ const FLAGS: u32 = 0b111;
 const NEXT_HEAD: u32 = 0b1000;
 
 impl Phase {
+    /// The state of a connection accepted at `accepted`.
+    pub(super) fn new(accepted: Instant) -> Self {
+        Self {
+            accepted,
+            idle_since: AtomicU64::new(0),
+            served: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            http1: AtomicU32::new(0),
+        }
+    }
+
     /// HTTP/1 bytes arrived: with no request in progress a head has begun; during one
     /// they may be the next (pipelined) head.
     pub(super) fn http1_bytes_read(&self) {
@@ -71,7 +89,10 @@ impl Phase {
     /// can only be the next head, which has then begun; after a request with a body they
     /// may have been the body, and the next head is timed from its next byte.
     pub(super) fn responded(&self) {
-        self.in_flight.fetch_sub(1, Relaxed);
+        if self.in_flight.fetch_sub(1, Relaxed) == 1 {
+            let since = u64::try_from(self.accepted.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.idle_since.store(since, Relaxed);
+        }
         let state = self.http1.load(Relaxed);
         let next = if state & (READ_AHEAD | WITH_BODY) == READ_AHEAD {
             begin_head(state)
@@ -79,6 +100,11 @@ impl Phase {
             state & !FLAGS
         };
         self.http1.store(next, Relaxed);
+    }
+
+    /// When the last response ended (meaningful while [`Waiting::Idle`]).
+    pub(super) fn idle_since(&self) -> Instant {
+        self.accepted + Duration::from_nanos(self.idle_since.load(Relaxed))
     }
 
     /// What the connection waits for now.
@@ -105,9 +131,13 @@ fn begin_head(state: u32) -> u32 {
 mod tests {
     use super::*;
 
+    fn phase() -> Phase {
+        Phase::new(Instant::now())
+    }
+
     #[test]
     fn a_head_is_pending_from_its_first_byte_to_its_request() {
-        let phase = Phase::default();
+        let phase = phase();
         assert_eq!(phase.waiting(), Waiting::FirstRequest);
         phase.http1_bytes_read();
         assert_eq!(phase.waiting(), Waiting::FirstRequest, "still the first");
@@ -132,7 +162,7 @@ mod tests {
 
     #[test]
     fn bytes_read_during_a_request_without_body_begin_the_next_head() {
-        let phase = Phase::default();
+        let phase = phase();
         phase.request(false);
         phase.responded();
         assert!(
@@ -151,7 +181,7 @@ mod tests {
 
     #[test]
     fn concurrent_requests_keep_the_connection_busy_until_the_last_ends() {
-        let phase = Phase::default();
+        let phase = phase();
         phase.request(false);
         phase.request(false);
         phase.responded();

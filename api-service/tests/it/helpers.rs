@@ -20,7 +20,7 @@ use shared::keys::Keys;
 use shared::sha256::Sha256;
 use shared::snapshot::{SnapshotMeta, hash_hex};
 use shared::store::{Bodies, SnapshotStore};
-pub use shared::testing::{Proxy, TestPrefix, eventually, redis_url};
+pub use system_tests::{Proxy, TestPrefix, eventually, redis_url};
 
 pub const SECRET: &str = "api-test-secret";
 

@@ -6,6 +6,8 @@ use serde_json::Value;
 
 use shared::events::{Event, RefreshOutcome, RefreshStatus};
 
+use system_tests::free_port;
+
 use crate::helpers::*;
 
 const OPENAPI_SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openapi.json");
@@ -94,8 +96,18 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .unwrap();
     let request = shared::events::RefreshRequest::from_message(&message).unwrap();
 
+    // Shutting down: the listener closes at once, the request stays in flight.
     api.stop.cancel();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the API to stop accepting",
+        || async { tokio::net::TcpStream::connect(api.addr).await.is_err() },
+    )
+    .await;
+    assert!(
+        !in_flight.is_finished(),
+        "the in-flight request was cut short"
+    );
     let event = Event::for_outcome(RefreshOutcome {
         request_id: request.request_id,
         trigger: "api".into(),
@@ -177,8 +189,21 @@ async fn the_binary_refuses_to_start_without_a_key_and_exits_0_on_sigterm() {
 
     let mut serve = tokio::process::Command::new(binary);
     base(&mut serve);
-    let mut child = serve.env("JWT_SECRET", SECRET).spawn().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut child = serve
+        .env("JWT_SECRET", SECRET)
+        .env("API_BIND", &bind)
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the binary to serve /health",
+        || {
+            let health = http().get(format!("http://{bind}/health")).send();
+            async { health.await.is_ok_and(|r| r.status() == 200) }
+        },
+    )
+    .await;
     assert!(child.try_wait().unwrap().is_none(), "serving");
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().unwrap().to_string()])

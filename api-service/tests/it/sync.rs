@@ -6,25 +6,37 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use api_service::snapshot::sync::POLL_EVERY;
+
 use crate::helpers::*;
+
+/// Pause between two requests of the load (a steady ~200 requests a second).
+const LOAD_PACE: Duration = Duration::from_millis(5);
 
 #[tokio::test]
 async fn two_instances_switch_within_a_second_of_snapshot_updated() {
     let prefix = TestPrefix::new();
     let writer = Writer::new(&prefix.0).await;
     let first = writer.publish(3, true).await;
+    let spawned = Instant::now();
     let (a, b) = (spawn_api(&prefix.0).await, spawn_api(&prefix.0).await);
+    // A replica serves its first snapshot from its first poll, which it makes once it is
+    // subscribed to the events; its next poll comes POLL_EVERY later.
     for api in [&a, &b] {
         wait_for_version(api, &first.meta.version, Duration::from_secs(5)).await;
     }
-    // Let both settle past their start-up poll so only the event can explain a fast switch.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let second = writer.publish(4, true).await;
     let started = Instant::now();
     for api in [&a, &b] {
         wait_for_version(api, &second.meta.version, Duration::from_secs(1)).await;
     }
     assert!(started.elapsed() < Duration::from_secs(1));
+    assert!(
+        spawned.elapsed() < POLL_EVERY,
+        "both switched {:?} after starting: a second poll could have found the snapshot, \
+         so this run does not show that the event did it",
+        spawned.elapsed()
+    );
     for api in [&a, &b] {
         let response = http()
             .get(api.url("/api/v4/ofertasws"))
@@ -81,7 +93,7 @@ async fn redis_outage_under_load_serves_the_held_snapshot_then_recovers() {
                     Ok(r) => failures.push(r.status().as_u16()),
                     Err(e) => failures.push(e.status().map_or(0, |s| s.as_u16())),
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(LOAD_PACE).await;
             }
             failures
         }

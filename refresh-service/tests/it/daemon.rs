@@ -146,7 +146,18 @@ async fn a_burst_during_a_refresh_is_coalesced_into_one_more_refresh() {
     for i in 1..20 {
         publish_request(&env.prefix.0, format!(r#"{{"request_id":"burst-{i}"}}"#)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // All 20 taken by the daemon while the first refresh still waits for the table.
+    eventually(WAIT, "the daemon to take all 20 requests", || async {
+        env.ctx
+            .metrics
+            .render()
+            .contains("ofertasws_refresh_requests_total 20\n")
+    })
+    .await;
+    assert!(
+        lock_held(&env.ctx.store).await,
+        "the first refresh still runs"
+    );
     drop(blocker);
 
     let mut answered = BTreeSet::new();

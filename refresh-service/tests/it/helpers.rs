@@ -1,5 +1,7 @@
-//! Test harness: a fresh database and Redis prefix per test, offer fixtures, an event
-//! listener, and a TCP proxy that can cut a connection like a network failure would.
+//! Test harness of refresh-service: refresh settings and a refresh context over a fresh
+//! database and Redis prefix per test (those, the waits and the cuttable proxy come from
+//! the `system-tests` harness), offer fixtures, an event listener, and an `api-service`
+//! process over the same prefix.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,92 +11,13 @@ use fred::prelude::{ClientLike, EventInterface, KeysInterface, PubsubInterface};
 use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
-use refresh_service::context::{RefreshContext, connect_store, migrate, pg_pool};
+use refresh_service::context::{RefreshContext, connect_store, pg_pool};
 use refresh_service::rank::Ranker;
 use shared::config::{RedisSettings, RefreshSettings};
 use shared::events::Event;
-pub use shared::testing::{Proxy, TestPrefix, eventually, redis_url};
-
-/// Postgres server (any database) tests create their databases on.
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// `host:port` of the test Postgres server, as written in [`admin_url`].
-pub fn postgres_host_port() -> String {
-    let url = admin_url();
-    let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-    let authority = after_scheme.split('/').next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
-        .to_owned()
-}
-
-fn unique(kind: &str) -> String {
-    format!("ofertasws_test_{kind}_{}", uuid::Uuid::new_v4().simple())
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let base = url.rsplit_once('/').map_or(url, |(base, _)| base);
-    format!("{base}/{database}")
-}
-
-/// A database of the test's own, migrated, dropped when the value is dropped.
-pub struct TestDb {
-    /// Database name.
-    pub name: String,
-    /// URL of the database.
-    pub url: String,
-    /// Pool connected to it.
-    pub pool: PgPool,
-}
-
-impl TestDb {
-    pub async fn new() -> Self {
-        let name = unique("db");
-        let mut admin = PgConnection::connect(&admin_url())
-            .await
-            .expect("postgres reachable");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let url = with_database(&admin_url(), &name);
-        let pool = PgPool::connect(&url).await.unwrap();
-        migrate(&pool).await.unwrap();
-        Self { name, url, pool }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // `with (force)` ends the pool's connections; the pool itself belongs to the test's
-        // runtime, which is blocked here, so it must not be awaited.
-        let name = self.name.clone();
-        std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        r#"drop database if exists "{name}" with (force)"#
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                }
-            });
-        })
-        .join()
-        .ok();
-    }
-}
+use system_tests::commands::{api_service, mint_token};
+pub use system_tests::database::{TestDb, admin_url, postgres_host_port};
+pub use system_tests::{Proxy, TestPrefix, eventually, free_port, redis_url};
 
 /// Refresh settings pointing at `database_url` and `prefix`, schedule off.
 pub fn settings(database_url: &str, prefix: &str) -> RefreshSettings {
@@ -285,7 +208,7 @@ impl Events {
     pub async fn next_matching(
         &mut self,
         within: Duration,
-        wanted: impl Fn(&Event) -> bool,
+        mut wanted: impl FnMut(&Event) -> bool,
     ) -> Event {
         tokio::time::timeout(within, async {
             loop {
@@ -302,16 +225,15 @@ impl Events {
         .expect("expected event did not arrive in time")
     }
 
-    /// Every event that arrives within `window`.
-    pub async fn drain(&mut self, window: Duration) -> Vec<Event> {
+    /// Every event up to and including the first one matching `wanted`, failing the test
+    /// when none arrives within `within`.
+    pub async fn up_to(&mut self, within: Duration, wanted: impl Fn(&Event) -> bool) -> Vec<Event> {
         let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + window;
-        while let Ok(Ok(message)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
-            if let Ok(event) = serde_json::from_slice(message.value.as_bytes().unwrap_or_default())
-            {
-                events.push(event);
-            }
-        }
+        self.next_matching(within, |event| {
+            events.push(event.clone());
+            wanted(event)
+        })
+        .await;
         events
     }
 }
@@ -365,15 +287,6 @@ pub async fn log_rows(pool: &PgPool) -> Vec<(String, String, Option<String>, Opt
     .unwrap()
 }
 
-/// A TCP port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running `api-service` binary over `env`'s prefix, with an admin token for it.
 pub struct ApiProcess {
     pub base: String,
@@ -392,35 +305,17 @@ impl ApiProcess {
         env: &TestEnv,
         configure: impl FnOnce(&mut tokio::process::Command),
     ) -> Self {
-        let binary =
-            shared::testing::workspace_binary(env!("CARGO_BIN_EXE_refresh-service"), "api-service");
-        let vars = [
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
-            ("REDIS_URL", env.settings.redis.redis_url.clone()),
-            ("OFERTASWS_PREFIX", env.prefix.0.clone()),
-            ("JWT_SECRET", "it-api-secret".to_owned()),
-            ("LOG_FORMAT", "text".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-        ];
-        let token = std::process::Command::new(&binary)
-            .args(["token", "--role", "admin", "--ttl", "10m"])
-            .env_clear()
-            .envs(vars.clone())
-            .output()
-            .unwrap();
-        assert!(token.status.success(), "{token:?}");
+        let token = mint_token(&["--role", "admin"]).await;
         let port = free_port();
-        let mut command = tokio::process::Command::new(&binary);
+        let mut command = api_service(&["serve"], &env.settings.redis.redis_url, &env.prefix.0);
         command
-            .arg("serve")
-            .env_clear()
-            .envs(vars)
             .env("API_BIND", format!("127.0.0.1:{port}"))
-            .kill_on_drop(true);
+            .env("LOG_FORMAT", "text")
+            .env("RUST_LOG", "warn");
         configure(&mut command);
         let api = Self {
             base: format!("http://127.0.0.1:{port}"),
-            token: String::from_utf8(token.stdout).unwrap().trim().to_owned(),
+            token,
             _child: command.spawn().unwrap(),
         };
         let http = reqwest::Client::new();

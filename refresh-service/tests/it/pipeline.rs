@@ -238,15 +238,17 @@ async fn unchanged_offers_publish_nothing_new() {
         kept.outcome().map(|o| o.status),
         Some(RefreshStatus::Unchanged)
     );
-    let seen = events.drain(Duration::from_millis(300)).await;
+    // A refresh announces its snapshot before its outcome, on one connection: nothing
+    // announced before the outcome means nothing announced.
+    let seen = events
+        .up_to(
+            Duration::from_secs(5),
+            |e| matches!(e, Event::RefreshCompleted(o) if o.status == RefreshStatus::Unchanged),
+        )
+        .await;
     assert!(
         !seen.iter().any(|e| matches!(e, Event::SnapshotUpdated(_))),
         "{seen:?}"
-    );
-    assert!(
-        seen.iter().any(
-            |e| matches!(e, Event::RefreshCompleted(o) if o.status == RefreshStatus::Unchanged)
-        )
     );
     assert_eq!(
         env.ctx.store.current_meta().await.unwrap().unwrap().etag,
@@ -404,11 +406,14 @@ async fn a_postgres_failure_mid_refresh_keeps_the_snapshot_and_is_logged_when_ba
     });
     eventually(
         Duration::from_secs(10),
-        "the refresh to start its query",
-        || lock_held(&env.ctx.store),
+        "the refresh's query to wait for the locked table",
+        || queries_waiting_for_a_lock(&env.db.pool),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        lock_held(&env.ctx.store).await,
+        "the refresh holds its lock"
+    );
     proxy.cut();
     drop(blocker);
     let (outcome, ctx) = run.await.unwrap();
@@ -558,9 +563,28 @@ async fn a_redis_that_lost_its_data_never_gets_a_version_id_again() {
         fred::prelude::KeysInterface::del(env.ctx.store.client(), vec![keys.seq(), keys.current()])
             .await
             .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Sequence numbers are never below the refresher's clock in milliseconds: once the
+    // clock has passed the lost number, the next one is higher.
+    eventually(
+        Duration::from_secs(1),
+        "the clock to pass the lost sequence number",
+        || async { Utc::now().timestamp_millis() > before.seq as i64 },
+    )
+    .await;
     let after = published(&env).await;
     assert_eq!(after.content_hash, before.content_hash);
     assert_ne!(after.version, before.version);
     assert!(after.seq > before.seq, "{} then {}", before.seq, after.seq);
+}
+
+/// Whether a query on `pool`'s database waits for a lock another session holds.
+async fn queries_waiting_for_a_lock(pool: &sqlx::PgPool) -> bool {
+    let waiting: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    waiting > 0
 }

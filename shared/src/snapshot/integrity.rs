@@ -125,6 +125,15 @@ pub struct DocumentHashes {
     pub sha256: Sha256,
 }
 
+impl DocumentHashes {
+    /// The hashes of a whole `document` held in memory.
+    pub fn of(document: &[u8]) -> Self {
+        let mut digest = DocumentDigest::default();
+        digest.update(document);
+        digest.finish()
+    }
+}
+
 impl DocumentDigest {
     /// Adds the next bytes of the document.
     pub fn update(&mut self, bytes: &[u8]) {

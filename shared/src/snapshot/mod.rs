@@ -91,6 +91,36 @@ pub struct SnapshotMeta {
 }
 
 impl SnapshotMeta {
+    /// The metadata of snapshot number `seq`, of `count` offers, whose identity document
+    /// has the hashes `document` and whose stored bodies are `gzip` and `zstd`: version and
+    /// ETag derived from `seq` and `content_hash`, every size and hash recorded.
+    pub fn describing(
+        seq: u64,
+        count: u64,
+        generated_at: DateTime<Utc>,
+        content_hash: String,
+        document: DocumentHashes,
+        gzip: &[u8],
+        zstd: &[u8],
+    ) -> Self {
+        let version = Self::version_for(seq, &content_hash);
+        Self {
+            etag: Self::etag_for(&version),
+            version,
+            seq,
+            count,
+            generated_at,
+            content_hash,
+            json_bytes: document.bytes,
+            gzip_bytes: gzip.len() as u64,
+            zstd_bytes: zstd.len() as u64,
+            json_hash: document.blake3,
+            json_sha256: Some(document.sha256),
+            gzip_hash: hash_hex(gzip),
+            zstd_hash: hash_hex(zstd),
+        }
+    }
+
     /// The version id for sequence number `seq` and offers content hash `content_hash`.
     pub fn version_for(seq: u64, content_hash: &str) -> String {
         let short = content_hash.get(..12).unwrap_or(content_hash);
@@ -131,9 +161,7 @@ impl SnapshotMeta {
     /// [`BodyMismatch`] when its size, BLAKE3 hash or (when recorded) SHA-256 differs from
     /// the recorded one.
     pub fn verify_document(&self, document: &[u8]) -> Result<(), BodyMismatch> {
-        let mut digest = DocumentDigest::default();
-        digest.update(document);
-        self.verify_document_hashes(&digest.finish())
+        self.verify_document_hashes(&DocumentHashes::of(document))
     }
 
     /// Checks that a document whose hashes are `hashes` is this snapshot's identity JSON.
@@ -220,11 +248,18 @@ pub mod millis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::sample_meta;
+
+    /// A one-offer snapshot whose document is `{}` and whose bodies are `gz` and `zs`,
+    /// generated at a time with milliseconds, as refreshes write them.
+    fn sample_meta() -> SnapshotMeta {
+        let generated_at = DateTime::from_timestamp_millis(1_795_359_600_123).unwrap_or_default();
+        let (document, content_hash) = (DocumentHashes::of(b"{}"), hash_hex(b"{}"));
+        SnapshotMeta::describing(1, 1, generated_at, content_hash, document, b"gz", b"zs")
+    }
 
     #[test]
     fn meta_round_trips_through_json_with_millisecond_timestamps() {
-        let meta = sample_meta(b"{}", b"gz", b"zs");
+        let meta = sample_meta();
         let json = serde_json::to_string(&meta).unwrap_or_default();
         assert!(
             json.contains(r#""generated_at":"2026-11-22T15:00:00.123Z""#),
@@ -236,7 +271,7 @@ mod tests {
 
     #[test]
     fn verify_accepts_the_recorded_bodies_and_refuses_others() {
-        let meta = sample_meta(b"{}", b"gz", b"zs");
+        let meta = sample_meta();
         assert_eq!(meta.verify_body(Codec::Gzip, b"gz"), Ok(()));
         assert_eq!(meta.verify_body(Codec::Zstd, b"zs"), Ok(()));
         assert_eq!(meta.verify_document(b"{}"), Ok(()));
@@ -265,7 +300,7 @@ mod tests {
         );
         assert_eq!((hashes.bytes, hashes.blake3), (3, hash_hex(b"abc")));
 
-        let mut meta = sample_meta(b"{}", b"gz", b"zs");
+        let mut meta = sample_meta();
         meta.json_sha256 = Some(Sha256::of(b""));
         assert_eq!(
             meta.verify_document(b"{}"),

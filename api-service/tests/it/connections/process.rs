@@ -80,6 +80,12 @@ impl ApiProcess {
             .any(|e| e["fields"]["message"] == message)
     }
 
+    /// Every line it has logged, for a failure's message.
+    pub fn log_lines(&self) -> String {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().map(|e| format!("{e}\n")).collect()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
