@@ -11,8 +11,8 @@
 
 use std::io::Read as _;
 
-use system_tests::Scratch;
 use crate::{available_dictionary, delta_download};
+use system_tests::Scratch;
 
 /// Live offers seeded: the seed's offers take about 370 bytes each, so the documents are
 /// about 9.3 MB (over 8 MiB, with room for the churn's ended offers).
