@@ -4,11 +4,14 @@
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo doc --workspace --no-deps with RUSTDOCFLAGS=-D warnings   (broken doc links)
 #   scripts/check-deploy.sh   (Kubernetes, Compose, Prometheus, Grafana files; offline)
+#   clients/android/test.sh --unit   (the Android client's JUnit unit tests; not with -p NAME)
 #   cargo test --workspace [EXTRA ARGS...]   (only the given packages with -p NAME)
 #   scripts/hostile.sh        (schemathesis + cargo-fuzz, CI sizes; not with -p NAME)
 #
 # The browser test needs Debian's chromium-headless-shell and nginx: scripts/browser.sh
-# installs them with apt-get when missing, before the tests.
+# installs them with apt-get when missing, before the tests. The Android client's tests
+# (its unit tests here, its system tests in system-tests/tests/clients) need a JDK and
+# Debian's OkHttp, zstd-jni and JUnit 5 jars: scripts/java.sh installs them likewise.
 #
 # The integration tests need a PostgreSQL server (they create and drop their own
 # databases) and a Redis server (each test uses its own key prefix):
@@ -123,6 +126,7 @@ main() {
   have cargo || die "cargo not found: install Rust with rustup (https://rustup.rs); rust-toolchain.toml selects the version"
   "$ROOT/scripts/onnxruntime.sh" || die "scripts/onnxruntime.sh failed (it needs python3 with pip and access to PyPI)"
   "$ROOT/scripts/browser.sh" || die "scripts/browser.sh failed (it installs chromium-headless-shell and nginx with apt-get)"
+  "$ROOT/scripts/java.sh" || die "scripts/java.sh failed (it installs a JDK, OkHttp, zstd-jni and JUnit 5 with apt-get)"
   if [[ -n "${CI:-}" && "${CI:-}" != false ]]; then
     # CI builds in a new clone every time; its build goes where the last one's went, like
     # any CI cache, so the dependencies compile once per machine instead of twice per run
@@ -144,6 +148,9 @@ main() {
     [[ "$arg" == -- ]] && break
     case "$arg" in -p | -p* | --package | --package=*) scope=() ;; esac
   done
+  if [[ ${#scope[@]} -gt 0 ]]; then
+    step "android unit tests" bash clients/android/test.sh --unit
+  fi
   step "cargo test" cargo test --no-fail-fast "${scope[@]}" "$@"
   # Whole-workspace runs only: schemathesis and the fuzz targets, CI sizes.
   if [[ ${#scope[@]} -gt 0 ]]; then

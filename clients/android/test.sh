@@ -58,8 +58,15 @@ run_unit_tests() {
 # `full=<bytes> delta=<bytes>` line. The driver runs `clients/android/test.sh --build`
 # first, so it also works on its own.
 run_system_tests() {
-  info "system tests (cargo test -p system-tests --test clients android)"
-  (cd "$ROOT" && cargo test -p system-tests --test clients android -- --nocapture)
+  local log="$BUILD/system-tests.log" line
+  info "system tests (cargo test -p system-tests --test clients android; output in clients/android/build/system-tests.log)"
+  if ! (cd "$ROOT" && cargo test -p system-tests --test clients android -- --nocapture) 2>&1 | tee "$log"; then
+    die "the system tests failed (see above)"
+  fi
+  # The churn step's bytes on the wire, as the closing line.
+  line="$(grep -E '^full=[0-9]+ delta=[0-9]+$' "$log" | tail -n 1)" ||
+    die "the system tests printed no full=<bytes> delta=<bytes> line"
+  printf '%s\n' "$line"
 }
 
 main() {

@@ -2,6 +2,8 @@
 //! what a deployment would set: the test's own database, Redis and key prefix, the
 //! repository's ranking model and ONNX Runtime library, and JSON logs a scenario can read.
 
+use std::path::Path;
+
 use crate::binaries::{onnxruntime_library, ranker_model, workspace_binary};
 
 /// `JWT_SECRET` of every API replica the harness starts; [`mint_token`] signs with it.
@@ -68,4 +70,20 @@ pub async fn mint_token(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs `cmd` to its end with its output kept in `log`; fails the test unless it exits 0.
+pub async fn run_logged(cmd: &mut tokio::process::Command, log: &Path, what: &str) {
+    let out = cmd
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    let text = [out.stdout, out.stderr].concat();
+    std::fs::write(log, &text).expect("command log");
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&text)
+    );
 }

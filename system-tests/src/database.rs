@@ -2,6 +2,8 @@
 //! migrated from the workspace's `migrations/` (as `refresh-service migrate` does), and
 //! dropped with every connection to them when the test ends.
 
+use std::path::Path;
+
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -38,6 +40,18 @@ pub async fn migrate(pool: &PgPool) {
         .await
         .expect("migrations/ readable");
     migrator.run(pool).await.expect("migrations applied");
+}
+
+/// Runs `psql -f FILE` (a path in the workspace) with `vars` against the database at
+/// `url`, output to `log`.
+pub async fn psql(url: &str, file: &str, vars: &[(&str, &str)], log: &Path) {
+    let mut cmd = tokio::process::Command::new("psql");
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]);
+    for (name, value) in vars {
+        cmd.arg("-v").arg(format!("{name}={value}"));
+    }
+    cmd.arg("-f").arg(workspace_root().join(file));
+    crate::commands::run_logged(&mut cmd, log, &format!("psql -f {file}")).await;
 }
 
 /// A database of the test's own, migrated, dropped when the value is dropped.

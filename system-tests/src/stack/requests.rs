@@ -69,6 +69,18 @@ impl Stack {
         metric(&self.http, &self.url(replica, "/metrics"), name).await
     }
 
+    /// A refresh through `replica` (`POST /api/v4/ofertasws/refresh` as an admin), which
+    /// must answer 200 `success`; the version it published.
+    pub async fn refreshed(&self, replica: usize) -> String {
+        let (status, body) = self.refresh_via_api(replica, "").await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("success")),
+            "{body}"
+        );
+        body["version"].as_str().expect("a version").to_owned()
+    }
+
     /// `POST /api/v4/ofertasws/refresh{query}` on `replica` as an admin.
     pub async fn refresh_via_api(&self, replica: usize, query: &str) -> (u16, Value) {
         let response = self

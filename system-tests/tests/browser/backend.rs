@@ -4,48 +4,19 @@
 //! and two real `api-service` replicas on free ports, each logging into the test's scratch
 //! folder and stopped when dropped.
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use system_tests::commands::{api_service, mint_token, refresh_service};
-use system_tests::database::TestDb;
+use system_tests::commands::{api_service, mint_token, refresh_service, run_logged};
+use system_tests::database::{TestDb, psql};
 use system_tests::process::Process;
-use system_tests::{Scratch, TestPrefix, free_port, redis_url, until, workspace_root};
+use system_tests::{Scratch, TestPrefix, free_port, redis_url, until};
 
 /// How long a step may take before the test fails: generous for a loaded CI machine,
 /// short enough to keep the whole test around a minute at worst.
 pub const STEP_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Runs `psql -f FILE` (a path in the workspace) with `vars` against the database at
-/// `url`, output to `log`.
-pub async fn psql(url: &str, file: &str, vars: &[(&str, &str)], log: &Path) {
-    let mut cmd = tokio::process::Command::new("psql");
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]);
-    for (name, value) in vars {
-        cmd.arg("-v").arg(format!("{name}={value}"));
-    }
-    cmd.arg("-f").arg(workspace_root().join(file));
-    run_logged(&mut cmd, log, &format!("psql -f {file}")).await;
-}
-
-/// Runs `cmd` to its end with its output kept in `log`; fails the test unless it exits 0.
-async fn run_logged(cmd: &mut tokio::process::Command, log: &Path, what: &str) {
-    let out = cmd
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
-    let text = [out.stdout, out.stderr].concat();
-    fs::write(log, &text).expect("command log");
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&text)
-    );
-}
 
 /// `/api/v4/ofertasws/meta` as a replica answers it.
 #[derive(Clone, Debug, Deserialize)]

@@ -121,7 +121,7 @@ async fn delta_download(scratch: &Scratch, live: u32) -> (Backend, Meta, Meta) {
     assert_eq!(offered.status, "304", "{offered:?}");
 
     // Half a day of churn, a refresh, and both replicas serving the delta from the first.
-    backend::psql(&backend.db.url, CHURN, &[], &scratch.join("churn.log")).await;
+    system_tests::database::psql(&backend.db.url, CHURN, &[], &scratch.join("churn.log")).await;
     backend.refresh_once(&scratch.join("refresh-2.log")).await;
     let second = backend
         .meta_everywhere(

@@ -17,13 +17,7 @@ async fn a_replica_frozen_across_a_refresh_serves_the_new_snapshot_within_five_s
     let frozen = &stack.apis[1].service;
     frozen.signal("STOP");
     stack.change_offer(3).await;
-    let (status, body) = stack.refresh_via_api(0, "").await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("success")),
-        "{body}"
-    );
-    let second = body["version"].as_str().unwrap().to_owned();
+    let second = stack.refreshed(0).await;
     stack
         .wait_replica_serves(0, &second, Instant::now() + FIVE_SECONDS, "the awake one")
         .await;

@@ -68,13 +68,7 @@ async fn a_refresher_killed_mid_refresh_lets_its_lock_expire_and_never_leaves_a_
     stack
         .wait_refresher_listening(within, "the new daemon")
         .await;
-    let (status, body) = stack.refresh_via_api(1, "").await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("success")),
-        "{body}"
-    );
-    let second = body["version"].as_str().unwrap().to_owned();
+    let second = stack.refreshed(1).await;
     stack
         .wait_served(
             &second,

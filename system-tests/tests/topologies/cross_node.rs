@@ -11,6 +11,7 @@ use system_tests::servers::Topology;
 use system_tests::stack::{Events, REPLICAS, Stack};
 
 use crate::blocking;
+use crate::contract::trigger_answers;
 
 /// Puts the refresher's subscription on a primary other than the one owning `P:refresh`'s
 /// slot, and shows every way of asking for a refresh answered across the nodes.
@@ -52,14 +53,5 @@ pub async fn requests_reach_a_refresher_on_another_node(stack: &mut Stack, event
         let (status, body) = stack.refresh_via_api(replica, "").await;
         assert_eq!(status, 200, "replica {replica}: {body}");
     }
-    let trigger = stack
-        .once_with(&["trigger", "--wait", "--timeout", "30"])
-        .await;
-    assert_eq!(
-        trigger.code,
-        Some(0),
-        "{}{}",
-        trigger.stdout,
-        trigger.stderr
-    );
+    trigger_answers(stack).await;
 }

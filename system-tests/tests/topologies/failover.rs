@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use shared::snapshot::SnapshotMeta;
 
 use crate::blocking;
-use crate::contract::{refreshed, replication_of};
+use crate::contract::replication_of;
 use system_tests::observe::{Checker, Load, MetaBook};
 use system_tests::servers::redis_cluster::RedisCluster;
 use system_tests::servers::redis_sentinel::SentinelGroup;
@@ -86,20 +86,14 @@ async fn refresh_after_failover(stack: &Stack, promoted: Instant) -> SnapshotMet
     stack
         .wait_refresher_listening(within, "resubscribed after the promotion")
         .await;
-    let (status, body) = stack.refresh_via_api(0, "").await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (200, Some("success")),
-        "{body}"
-    );
+    let version = stack.refreshed(0).await;
     println!(
         "a refresh succeeded {:?} after the promotion",
         promoted.elapsed()
     );
-    let version = body["version"].as_str().expect("a version");
     stack
         .store
-        .version_meta(version)
+        .version_meta(&version)
         .await
         .expect("metadata readable")
         .expect("the version is stored")
@@ -164,7 +158,7 @@ async fn failover_losing_the_last_switch(stack: Stack) {
     let key = stack.store.keys().current();
     blocking(|| cut_replication(stack.redis.primary_and_replica_for(&key).0));
     stack.change_offer(1).await;
-    let lost = refreshed(&stack).await;
+    let lost = stack.refreshed(0).await;
     assert_eq!(
         replication_of(&stack, &lost),
         "no_replica",
