@@ -1,8 +1,8 @@
 //! Connections cannot starve the API, as the contract's "Connections" section promises:
 //! - at most `API_MAX_CONNECTIONS` are served at once, and running out of file
-//!   descriptors never stops the process ([`admission`]);
+//!   descriptors never stops the process ([`Connections`], `connections/admission.rs`);
 //! - hyper serves HTTP/1 and h2c with explicit limits, and closes HTTP/2 floods and stalled
-//!   header blocks itself ([`protocol`]);
+//!   header blocks itself ([`builder`], `connections/protocol.rs`);
 //! - what hyper does not time — the first request head from the accept, HTTP/1 heads from
 //!   their first byte, idle keep-alive connections, clients that stop reading — is timed by
 //!   the connection's IO ([`GuardedIo`]), told by its service ([`Watched`]) where requests
