@@ -5,7 +5,8 @@
 //! on offer, identity included, is refused.
 #![no_main]
 
-use api_service::negotiate::{Choice, Encoding, negotiate};
+use api_service::negotiate::{Choice, negotiate};
+use shared::snapshot::Codec;
 use libfuzzer_sys::fuzz_target;
 
 /// Quality of one list member in thousandths, or `None` when its `q` is malformed
@@ -33,9 +34,9 @@ fn quality(params: &str) -> Option<u32> {
 /// Every choice, in the order of preference at equal quality.
 const CHOICES: [Choice; 4] = [
     Choice::Delta,
-    Choice::Whole(Encoding::Zstd),
-    Choice::Whole(Encoding::Gzip),
-    Choice::Whole(Encoding::Identity),
+    Choice::Whole(Codec::Zstd),
+    Choice::Whole(Codec::Gzip),
+    Choice::Whole(Codec::Identity),
 ];
 
 /// Quality the header gives `choice`: its own members (the most generous one wins),
@@ -43,9 +44,9 @@ const CHOICES: [Choice; 4] = [
 fn model(header: &str, choice: Choice) -> u32 {
     let names: &[&str] = match choice {
         Choice::Delta => &["dcz"],
-        Choice::Whole(Encoding::Zstd) => &["zstd"],
-        Choice::Whole(Encoding::Gzip) => &["gzip", "x-gzip"],
-        Choice::Whole(Encoding::Identity) => &["identity"],
+        Choice::Whole(Codec::Zstd) => &["zstd"],
+        Choice::Whole(Codec::Gzip) => &["gzip", "x-gzip"],
+        Choice::Whole(Codec::Identity) => &["identity"],
     };
     let (mut own, mut any) = (None::<u32>, None::<u32>);
     for member in header.split(',') {
@@ -58,7 +59,7 @@ fn model(header: &str, choice: Choice) -> u32 {
             any = Some(any.map_or(q, |o| o.max(q)));
         }
     }
-    let identity = choice == Choice::Whole(Encoding::Identity);
+    let identity = choice == Choice::Whole(Codec::Identity);
     own.or(any).unwrap_or(if identity { 1 } else { 0 })
 }
 

@@ -25,7 +25,7 @@ fuzz_target!(|input: (&[u8], Option<&[u8]>)| {
     }
     if let Some(sha) = available_dictionary(&headers) {
         assert!(second.is_none(), "a repeated header was read");
-        let encoded = base64::engine::general_purpose::STANDARD.encode(sha);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(sha.as_bytes());
         let text = std::str::from_utf8(first).unwrap_or_default();
         assert_eq!(text.trim_matches(' '), format!(":{encoded}:"), "{first:?}");
     }
