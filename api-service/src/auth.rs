@@ -23,7 +23,9 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use thiserror::Error;
 
-use shared::config::{ApiSettings, ConfigError};
+use shared::config::ConfigError;
+
+use crate::settings::ApiSettings;
 
 use crate::claims::Claims;
 

@@ -7,10 +7,9 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use shared::config::ApiSettings;
-
 use crate::auth::mint;
 use crate::claims::{Claims, Role, Scopes};
+use crate::settings::ApiSettings;
 use crate::startup::Application;
 
 /// Serves the current ofertas snapshot over HTTP from memory.

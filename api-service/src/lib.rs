@@ -23,6 +23,7 @@ pub mod route_table;
 pub mod routes;
 pub mod sealed;
 pub mod server;
+pub mod settings;
 pub mod snapshot;
 pub mod snapshot_doc;
 pub mod snapshot_route;

@@ -10,7 +10,6 @@ use poem_openapi::OpenApiService;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use shared::config::ApiSettings;
 use shared::keys::Keys;
 use shared::redis::Start;
 use shared::refresh::RefreshRequester;
@@ -23,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::refresh::RefreshEndpoint;
 use crate::routes::OfertasApi;
 use crate::sealed::BodyFiles;
+use crate::settings::ApiSettings;
 use crate::snapshot::CurrentSnapshot;
 use crate::snapshot::jitter::FetchJitter;
 use crate::snapshot::sync::SnapshotSync;

@@ -27,7 +27,8 @@ use poem::http::header::AUTHORIZATION;
 use poem_openapi::auth::{Bearer, BearerAuthorization};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::config::{ApiSettings, RedisSettings};
+use api_service::settings::ApiSettings;
+use shared::config::RedisSettings;
 
 const SECRET: &str = "fuzz-secret";
 const LEEWAY_SECS: f64 = 30.0;

@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand};
 use sqlx::migrate::MigrateDatabase;
 use tokio_util::sync::CancellationToken;
 
-use shared::config::{ConfigError, RefreshSettings};
+use shared::config::ConfigError;
 use shared::events::{RefreshStatus, Trigger};
 
 use crate::context::{RefreshContext, migrate, pg_pool};
 use crate::report::{RefreshRun, run_recorded};
+use crate::settings::RefreshSettings;
 use crate::status::{self, Readiness};
 
 /// Builds ranked, compressed, versioned ofertas snapshots from PostgreSQL into Redis.

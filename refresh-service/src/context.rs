@@ -12,7 +12,7 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use shared::config::{ConfigError, RedisSettings, RefreshSettings, redact_url};
+use shared::config::{ConfigError, RedisSettings, redact_url};
 use shared::events::Event;
 use shared::keys::Keys;
 use shared::store::SnapshotStore;
@@ -20,6 +20,7 @@ use shared::store::SnapshotStore;
 use crate::log::RefreshLog;
 use crate::metrics::RefreshMetrics;
 use crate::rank::Ranker;
+use crate::settings::RefreshSettings;
 
 /// Default [`RefreshContext::held_json_limit`]: 64 MiB, about 170,000 offers — ample for a
 /// catalogue of thousands, while a million offers stream twice in flat memory instead.

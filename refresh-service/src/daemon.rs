@@ -12,12 +12,12 @@ use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use tokio::sync::{Notify, broadcast::error::RecvError, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use shared::config::RefreshSettings;
 use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
 
 use crate::context::RefreshContext;
 use crate::report::{RefreshRun, run_recorded};
 use crate::schedule::{self, Schedule};
+use crate::settings::RefreshSettings;
 use crate::status::Readiness;
 
 /// How often unwritten refresh log rows are retried.

@@ -19,6 +19,7 @@ pub mod rank;
 pub mod report;
 pub mod rollback;
 pub mod schedule;
+pub mod settings;
 pub mod source;
 pub mod stage;
 pub mod status;

@@ -22,11 +22,11 @@ const MAX_NAP: Duration = Duration::from_secs(60);
 /// The in-process refresh schedule (`REFRESH_SCHEDULE` in `REFRESH_TIMEZONE`).
 #[derive(Clone, Debug)]
 pub struct Schedule {
-    config: shared::config::Schedule,
+    config: crate::settings::Schedule,
 }
 
-impl From<shared::config::Schedule> for Schedule {
-    fn from(config: shared::config::Schedule) -> Self {
+impl From<crate::settings::Schedule> for Schedule {
+    fn from(config: crate::settings::Schedule) -> Self {
         Self { config }
     }
 }
@@ -119,14 +119,14 @@ pub fn catch_up_reason(
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use crate::settings::parse_cron;
     use chrono::TimeZone;
     use chrono_tz::Tz;
-    use shared::config::parse_cron;
 
     use super::*;
 
     fn schedule(expression: &str, timezone: Tz) -> Schedule {
-        Schedule::from(shared::config::Schedule {
+        Schedule::from(crate::settings::Schedule {
             expression: expression.to_owned(),
             cron: parse_cron(expression).unwrap(),
             timezone,

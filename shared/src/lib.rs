@@ -1,6 +1,6 @@
-//! Everything both ofertasws services agree on: configuration, the Redis key and channel
-//! layout, the event and snapshot types, the snapshot store itself, the refresh
-//! request/outcome protocol, and telemetry.
+//! Everything both ofertasws services agree on: the Redis settings (each service owns the
+//! rest of its settings), the Redis key and channel layout, the event and snapshot types,
+//! the snapshot store itself, the refresh request/outcome protocol, and telemetry.
 //!
 //! `refresh-service` writes snapshots through [`store::SnapshotStore`]; `api-service`
 //! reads them through the same type, so the layout is defined exactly once.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shared::config::ApiSettings;
+use crate::settings::ApiSettings;
 
 /// How many connections are served at once and how long each may wait for what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

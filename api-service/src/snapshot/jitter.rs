@@ -37,7 +37,7 @@ impl FetchJitter {
         match waiting.as_ref() {
             Some((seen, due)) if seen == version => *due > now,
             _ => {
-                let due = now + shared::config::fetch_delay(self.window);
+                let due = now + crate::settings::fetch_delay(self.window);
                 *waiting = Some((version.to_owned(), due));
                 true
             }

@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use api_service::sealed::BodyFiles;
+use api_service::settings::ApiSettings;
 use api_service::snapshot::CurrentSnapshot;
 use api_service::startup::Application;
-use shared::config::{ApiSettings, RedisSettings};
+use shared::config::RedisSettings;
 use shared::events::{Event, SnapshotUpdated};
 use shared::keys::Keys;
 use shared::sha256::Sha256;

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use shared::config::RefreshSettings;
+use refresh_service::settings::RefreshSettings;
 
 use crate::delta::{Setting, recommended};
 use crate::document::read;

@@ -14,7 +14,7 @@ use secrecy::ExposeSecret as _;
 use sqlx::Connection as _;
 
 use refresh_service::rank::{self, OfferSignals, Ranker};
-use shared::config::RefreshSettings;
+use refresh_service::settings::RefreshSettings;
 
 use crate::document::Document;
 

@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail};
 use clap::ValueEnum as _;
 
 use refresh_service::rank::Ranker;
-use shared::config::RefreshSettings;
+use refresh_service::settings::RefreshSettings;
 
 use crate::delta::{build, patch_from_limit, plain_bodies, recommended};
 use crate::fidelity::fidelity;

@@ -13,7 +13,8 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 use refresh_service::context::{RefreshContext, connect_store, pg_pool};
 use refresh_service::rank::Ranker;
-use shared::config::{RedisSettings, RefreshSettings};
+use refresh_service::settings::RefreshSettings;
+use shared::config::RedisSettings;
 use shared::events::Event;
 use system_tests::commands::{api_service, mint_token};
 pub use system_tests::database::{TestDb, admin_url, postgres_host_port};

@@ -1,17 +1,13 @@
-//! Typed settings read from the environment (and a `.env` file), validated at start.
+//! The settings both services read, and how a bad setting is reported.
 //!
-//! Each service flattens the groups it needs into its clap command, so every variable is
-//! also a `--flag`: [`RedisSettings`] (both), [`RefreshSettings`] and [`ApiSettings`].
-//! Validation turns a bad value into one [`ConfigError`] line naming the variable; nothing
-//! here panics.
+//! Each service owns its typed settings (`api-service` `settings.rs`, `refresh-service`
+//! `settings.rs`) and flattens [`RedisSettings`], which both read, into its clap command,
+//! so every variable is also a `--flag`. Validation turns a bad value into one
+//! [`ConfigError`] line naming the variable; nothing here panics.
 
-mod api;
 mod redis;
-mod refresh;
 
-pub use api::{ApiSettings, MAX_FETCH_JITTER_MS, fetch_delay};
 pub use redis::RedisSettings;
-pub use refresh::{RefreshSettings, Schedule, parse_cron};
 
 use thiserror::Error;
 
@@ -38,7 +34,11 @@ impl ConfigError {
     }
 }
 
-fn require_file(variable: &'static str, path: &std::path::Path) -> Result<(), ConfigError> {
+/// Checks that the file a setting names exists.
+///
+/// # Errors
+/// [`ConfigError`] naming `variable` when `path` is not a file.
+pub fn require_file(variable: &'static str, path: &std::path::Path) -> Result<(), ConfigError> {
     if path.is_file() {
         Ok(())
     } else {

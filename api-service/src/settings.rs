@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use secrecy::SecretString;
 
-use super::{ConfigError, RedisSettings, require_file};
+use shared::config::{ConfigError, RedisSettings, require_file};
 
 /// Settings of `api-service`.
 #[derive(clap::Args, Clone, Debug)]

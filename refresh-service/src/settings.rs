@@ -10,7 +10,7 @@ use croner::{
 };
 use secrecy::SecretString;
 
-use super::{ConfigError, RedisSettings, redact_url, require_file};
+use shared::config::{ConfigError, RedisSettings, redact_url, require_file};
 
 /// The refresh schedule: a six-field cron expression (seconds first) in a time zone.
 #[derive(Clone, Debug)]
@@ -116,10 +116,7 @@ impl RefreshSettings {
 }
 
 /// The ranking model shipped in the workspace this binary was built from.
-const DEFAULT_RANKER_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../refresh-service/models/offer_ranker.onnx"
-);
+const DEFAULT_RANKER_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/offer_ranker.onnx");
 /// Where the set-up script installs ONNX Runtime in that workspace.
 const DEFAULT_ORT_DYLIB: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
