@@ -313,11 +313,10 @@ impl Metrics {
         }
     }
 
-    /// Counts body bytes sent with `sendfile`.
-    pub fn sent_from_file(&self, bytes: usize) {
-        if bytes > 0 {
-            self.sent_from_file.inc_by(bytes as u64);
-        }
+    /// The counter of body bytes sent with `sendfile`, for the connections'
+    /// [`crate::zero_copy::ZeroCopyStream`].
+    pub fn sent_from_file(&self) -> Counter {
+        self.sent_from_file.clone()
     }
 
     /// Records that `meta` is now served.

@@ -7,8 +7,8 @@
 //! vectored writes as they are, and [`crate::zero_copy`] send the snapshot's with
 //! `sendfile`.
 //!
-//! Requests for the snapshot itself are answered by [`SnapshotRoute`] straight from the
-//! request head; every other request goes to the poem endpoint.
+//! Requests for the snapshot itself are answered by the [`FastRoute`] (the snapshot
+//! route) straight from the request head; every other request goes to the poem endpoint.
 //!
 //! Each accepted connection is admitted by [`Connections`] (or closed at once past
 //! `API_MAX_CONNECTIONS`) and served by hyper with the limits of
@@ -21,21 +21,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::{Either, ready};
 use http_body_util::Either as BodyEither;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::http::uri::Scheme;
+use poem::http::{HeaderMap, Method, Response};
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, IntoEndpoint};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::connections::{Connections, GuardedIo, Throttle};
-use crate::snapshot_route::SnapshotRoute;
+use crate::zero_copy::ZeroCopyStream;
 
 /// How long accepting pauses after an error such as running out of file descriptors:
 /// the connection waiting stays queued, so retrying at once would spin a core.
@@ -47,6 +49,24 @@ const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Pending connections each listener's queue holds (tokio's `TcpListener::bind` uses the
 /// same), beyond which the kernel drops new ones until it is drained.
 const LISTEN_BACKLOG: u32 = 1024;
+
+/// The one route the server answers itself, from the request head alone, before poem's
+/// router and middleware (which cost more per request than everything the route does):
+/// the snapshot route. Generic so that this layer does not depend on the endpoints.
+pub trait FastRoute: Send + Sync + 'static {
+    /// The body of the route's responses.
+    type Body: Body<Data = Bytes, Error = io::Error> + Send + Unpin + 'static;
+
+    /// Whether a request for `path` is the route's (whatever its method: a method the
+    /// route does not answer gets its 405 from the route too).
+    fn handles(method: &Method, path: &str) -> bool;
+
+    /// Answers one request from its method and headers.
+    fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<Self::Body>;
+
+    /// The IO to serve an accepted connection on.
+    fn stream(&self, connection: TcpStream) -> ZeroCopyStream;
+}
 
 /// A listener on `addr` that other listeners on the same address may share
 /// (`SO_REUSEPORT`): [`serve`] opens one per worker thread, and the kernel spreads new
@@ -66,8 +86,8 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// What every worker serves connections with.
-struct Served<E> {
-    route: SnapshotRoute,
+struct Served<R, E> {
+    route: R,
     app: E,
     connections: Arc<Connections>,
     builder: auto::Builder<TokioExecutor>,
@@ -86,14 +106,15 @@ struct Served<E> {
 /// 1.1–1.2× faster than one multi-threaded runtime, whose workers woke each other with a
 /// `futex` on a third of the requests (measured with `bench/serve.sh`, README
 /// "Performance").
-pub async fn serve<E>(
+pub async fn serve<R, E>(
     listener: TcpListener,
-    route: SnapshotRoute,
+    route: R,
     app: E,
     connections: Arc<Connections>,
     shutdown: CancellationToken,
     grace: Duration,
 ) where
+    R: FastRoute,
     E: IntoEndpoint,
     E::Endpoint: 'static,
 {
@@ -149,12 +170,13 @@ fn workers() -> usize {
 
 /// One worker: accepts on `listener` and serves each connection on this thread until
 /// `shutdown`, then lets open connections finish within `grace`.
-async fn accept<E>(
+async fn accept<R, E>(
     listener: std::net::TcpListener,
-    served: Arc<Served<E>>,
+    served: Arc<Served<R, E>>,
     shutdown: CancellationToken,
     grace: Duration,
 ) where
+    R: FastRoute,
     E: Endpoint + 'static,
 {
     let listener = match TcpListener::from_std(listener) {
@@ -186,7 +208,7 @@ async fn accept<E>(
         let peer = RemoteAddr(Addr::SocketAddr(remote));
         let this = served.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
-            if SnapshotRoute::handles(request.method(), request.uri().path()) {
+            if R::handles(request.method(), request.uri().path()) {
                 let response = this.route.serve(request.method(), request.headers());
                 return Either::Left(ready(Ok(response.map(BodyEither::Left))));
             }
@@ -196,7 +218,7 @@ async fn accept<E>(
             // Boxed: hyper stores each request's future in place, sized for the larger
             // branch, and poem's is large; unboxed, every snapshot request copied it.
             Either::Right(Box::pin(async move {
-                let response = hyper::Response::from(this.app.get_response(request).await);
+                let response = Response::from(this.app.get_response(request).await);
                 Ok::<_, Infallible>(response.map(BodyEither::Right))
             }))
         });

@@ -25,6 +25,7 @@ use crate::observe::Observed;
 use crate::preconditions::{Precondition, precondition};
 use crate::route_table::{Route, SNAPSHOT_PATH};
 use crate::sealed::BodyFiles;
+use crate::server::FastRoute;
 use crate::snapshot::CurrentSnapshot;
 use crate::snapshot::body::SnapshotBody;
 use crate::zero_copy::ZeroCopyStream;
@@ -54,22 +55,28 @@ impl SnapshotRoute {
         }
     }
 
-    /// The IO to serve an accepted connection on: it sends this route's bodies from the
-    /// snapshot's files (see [`crate::zero_copy`]).
-    pub fn stream(&self, connection: TcpStream) -> ZeroCopyStream {
-        ZeroCopyStream::new(connection, self.files.clone(), self.metrics.clone())
+    fn admit(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+        ApiError::check_method(Route::Snapshot, method)?;
+        self.auth
+            .authorize(headers)
+            .map(drop)
+            .map_err(ApiError::unauthorized)
     }
+}
+
+impl FastRoute for SnapshotRoute {
+    type Body = SnapshotBody;
 
     /// Whether a request for `path` is this route's (whatever its method: a method the
     /// route does not answer gets its 405 here too).
-    pub fn handles(_method: &Method, path: &str) -> bool {
+    fn handles(_method: &Method, path: &str) -> bool {
         path == SNAPSHOT_PATH
     }
 
     /// Answers one request: the method and the bearer token first, as every route
     /// checks them, then `reply`. The request is observed (metrics, span) as every
     /// request is.
-    pub fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<SnapshotBody> {
+    fn serve(&self, method: &Method, headers: &HeaderMap) -> Response<SnapshotBody> {
         let observed = Observed::start(method, headers, Route::Snapshot);
         let response = observed
             .span()
@@ -87,12 +94,14 @@ impl SnapshotRoute {
         response
     }
 
-    fn admit(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-        ApiError::check_method(Route::Snapshot, method)?;
-        self.auth
-            .authorize(headers)
-            .map(drop)
-            .map_err(ApiError::unauthorized)
+    /// The IO to serve an accepted connection on: it sends this route's bodies from the
+    /// snapshot's files (see [`crate::zero_copy`]).
+    fn stream(&self, connection: TcpStream) -> ZeroCopyStream {
+        ZeroCopyStream::new(
+            connection,
+            self.files.clone(),
+            self.metrics.sent_from_file(),
+        )
     }
 }
 

@@ -12,28 +12,28 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use prometheus_client::metrics::counter::Counter;
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::metrics::Metrics;
 use crate::sealed::{BodyFiles, FileSlice};
 
 /// A connection whose writes of snapshot bodies go out with `sendfile`.
 pub struct ZeroCopyStream {
     stream: TcpStream,
     files: Arc<BodyFiles>,
-    metrics: Arc<Metrics>,
+    sent_from_file: Counter,
 }
 
 impl ZeroCopyStream {
     /// Wraps an accepted connection; bodies are looked up in `files` and bytes sent from
-    /// files are counted in `metrics`.
-    pub fn new(stream: TcpStream, files: Arc<BodyFiles>, metrics: Arc<Metrics>) -> Self {
+    /// files are counted in `sent_from_file`.
+    pub fn new(stream: TcpStream, files: Arc<BodyFiles>, sent_from_file: Counter) -> Self {
         Self {
             stream,
             files,
-            metrics,
+            sent_from_file,
         }
     }
 }
@@ -81,7 +81,9 @@ impl AsyncWrite for ZeroCopyStream {
             match sent {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Ok((total, from_file)) => {
-                    this.metrics.sent_from_file(from_file);
+                    if from_file > 0 {
+                        this.sent_from_file.inc_by(from_file as u64);
+                    }
                     return Poll::Ready(Ok(total));
                 }
                 Err(e) => return Poll::Ready(Err(e)),
