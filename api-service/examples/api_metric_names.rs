@@ -4,7 +4,7 @@
 //! the alerts against what the service really exports.
 
 use api_service::metrics::Metrics;
-use api_service::route_table::Route;
+use api_service::request::route_table::Route;
 
 fn main() {
     let metrics = Metrics::default();

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::mint;
-use crate::claims::{Claims, Role, Scopes};
+use crate::request::auth::mint;
+use crate::request::claims::{Claims, Role, Scopes};
 use crate::settings::ApiSettings;
 use crate::startup::Application;
 

@@ -1,31 +1,27 @@
 //! `api-service`: serves the current ofertas snapshot from memory, as fast as a static
 //! file, with JWT auth, content negotiation and conditional requests.
 //!
-//! It never touches Postgres: [`snapshot`] keeps the snapshot current from Redis and
-//! holds its bodies ([`sealed`]); [`server`] accepts connections and hands the snapshot
-//! route to [`snapshot_route`] and everything else to the poem app of [`routes`] and
-//! [`health`]; [`startup::Application`] wires everything. [`route_table`] names every
-//! route once.
+//! It never touches Postgres. The folders are its layers, each using only those listed
+//! before it:
+//! - [`http`]: accepting connections and serving them with hyper, the connection guards
+//!   (cap, deadlines, HTTP/2 limits), zero-copy sending, and the sealed memory the bodies
+//!   live in;
+//! - [`request`]: what every request goes through — the token, the error responses, the
+//!   route table, the `Accept-Encoding`, `Available-Dictionary` and precondition parsers;
+//! - [`metrics`]: the Prometheus registry every layer above counts in;
+//! - [`snapshot`]: loading the current snapshot from Redis, preparing it, holding it and
+//!   keeping it current;
+//! - [`endpoints`]: the snapshot route (answered by the server itself, before poem) and
+//!   the poem endpoints (meta, refresh, health, docs), each request observed.
+//!
+//! [`startup::Application`] wires them together and [`cli`] is the command line;
+//! [`settings`] holds what the environment configures.
 
-pub mod auth;
-pub mod bearer;
-pub mod claims;
 pub mod cli;
-pub mod connections;
-pub mod errors;
-pub mod health;
+pub mod endpoints;
+pub mod http;
 pub mod metrics;
-pub mod negotiate;
-pub mod observe;
-pub mod preconditions;
-pub mod refresh;
-pub mod route_table;
-pub mod routes;
-pub mod sealed;
-pub mod server;
+pub mod request;
 pub mod settings;
 pub mod snapshot;
-pub mod snapshot_doc;
-pub mod snapshot_route;
 pub mod startup;
-pub mod zero_copy;

@@ -10,8 +10,8 @@ use prometheus_client::registry::Registry;
 
 use shared::snapshot::SnapshotMeta;
 
-use crate::connections::ConnectionMetrics;
-use crate::route_table::Route;
+use crate::http::connections::ConnectionMetrics;
+use crate::request::route_table::Route;
 
 /// Labels of a served request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -314,7 +314,7 @@ impl Metrics {
     }
 
     /// The counter of body bytes sent with `sendfile`, for the connections'
-    /// [`crate::zero_copy::ZeroCopyStream`].
+    /// [`crate::http::zero_copy::ZeroCopyStream`].
     pub fn sent_from_file(&self) -> Counter {
         self.sent_from_file.clone()
     }
@@ -352,7 +352,7 @@ impl Metrics {
         self.delta_bytes_saved.inc_by(saved);
     }
 
-    /// The connection gauges and counters, for [`crate::connections::Connections`].
+    /// The connection gauges and counters, for [`crate::http::connections::Connections`].
     pub fn connections(&self) -> ConnectionMetrics {
         self.connections.clone()
     }

@@ -15,19 +15,19 @@ use shared::redis::Start;
 use shared::refresh::RefreshRequester;
 use shared::store::SnapshotStore;
 
-use crate::auth::Authenticator;
-use crate::connections::{Connections, Limits};
-use crate::health::HealthApi;
+use crate::endpoints::health::HealthApi;
+use crate::endpoints::ofertas::OfertasApi;
+use crate::endpoints::refresh::RefreshEndpoint;
+use crate::endpoints::snapshot_doc::SnapshotRouteDoc;
+use crate::endpoints::snapshot_route::SnapshotRoute;
+use crate::http::connections::{Connections, Limits};
+use crate::http::sealed::BodyFiles;
 use crate::metrics::Metrics;
-use crate::refresh::RefreshEndpoint;
-use crate::routes::OfertasApi;
-use crate::sealed::BodyFiles;
+use crate::request::auth::Authenticator;
 use crate::settings::ApiSettings;
 use crate::snapshot::CurrentSnapshot;
 use crate::snapshot::jitter::FetchJitter;
 use crate::snapshot::sync::SnapshotSync;
-use crate::snapshot_doc::SnapshotRouteDoc;
-use crate::snapshot_route::SnapshotRoute;
 
 /// How often the memory charged to the process is compared with `API_RSS_WARN_MB`.
 const RSS_CHECK_EVERY: Duration = Duration::from_secs(30);
@@ -84,8 +84,8 @@ pub fn app(parts: &Parts) -> impl Endpoint + use<> {
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .data(parts.auth.clone())
-        .catch_all_error(crate::errors::render)
-        .around(move |ep, req| crate::observe::counted(observed.clone(), ep, req))
+        .catch_all_error(crate::request::errors::render)
+        .around(move |ep, req| crate::endpoints::observe::counted(observed.clone(), ep, req))
         .into_endpoint()
 }
 
@@ -109,7 +109,7 @@ impl Application {
         settings.validate()?;
         let auth = Arc::new(Authenticator::from_settings(&settings)?);
         let bind = settings.bind_addr()?;
-        let listener = crate::server::listen(bind)
+        let listener = crate::http::server::listen(bind)
             .with_context(|| format!("cannot listen on API_BIND={bind}"))?;
         let addr = listener.local_addr().context("listener has no address")?;
         let metrics = Arc::new(Metrics::default());
@@ -185,7 +185,7 @@ impl Application {
             ..
         } = self.parts;
         let route = SnapshotRoute::new(current, files, auth, metrics);
-        crate::server::serve(self.listener, route, app, connections, shutdown, grace).await;
+        crate::http::server::serve(self.listener, route, app, connections, shutdown, grace).await;
         background.cancel();
         tasks.close();
         tasks.wait().await;

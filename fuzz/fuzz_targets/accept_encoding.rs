@@ -1,11 +1,11 @@
-//! `Accept-Encoding` negotiation (`api_service::negotiate::negotiate`) against a reference
-//! model written independently from RFC 9110 §12.5.3: the chosen coding is never one the
-//! header refuses (q=0), has the highest quality on offer (ties: dcz, zstd, gzip,
-//! identity), `dcz` only when a delta is ready, and `None` comes only when every coding
-//! on offer, identity included, is refused.
+//! `Accept-Encoding` negotiation (`api_service::request::negotiate::negotiate`) against a
+//! reference model written independently from RFC 9110 §12.5.3: the chosen coding is
+//! never one the header refuses (q=0), has the highest quality on offer (ties: dcz, zstd,
+//! gzip, identity), `dcz` only when a delta is ready, and `None` comes only when every
+//! coding on offer, identity included, is refused.
 #![no_main]
 
-use api_service::negotiate::{Choice, negotiate};
+use api_service::request::negotiate::{Choice, negotiate};
 use shared::snapshot::Codec;
 use libfuzzer_sys::fuzz_target;
 

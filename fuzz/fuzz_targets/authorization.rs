@@ -1,8 +1,9 @@
 //! The `Authorization` header as the API reads it: the `headers` crate's
 //! `Authorization<Bearer>`, through poem-openapi's `Bearer` extractor (the `BearerAuth`
-//! security scheme of `api_service::routes`; `api_service::snapshot_route` reads the same
-//! typed header), and `api_service::auth::Authenticator::verify` with its cache of verified
-//! tokens (a token verified twice below is a cache hit the second time when it passed).
+//! security scheme of the poem endpoints, `api_service::request::bearer`;
+//! `api_service::endpoints::snapshot_route` reads the same typed header), and
+//! `api_service::request::auth::Authenticator::verify` with its cache of verified tokens
+//! (a token verified twice below is a cache hit the second time when it passed).
 //!
 //! The input's first byte picks the mode, so seed files stay readable text:
 //! - `0` + bytes: a raw `Authorization` header value. Whatever it is, the extracted token
@@ -16,7 +17,7 @@
 
 use std::sync::LazyLock;
 
-use api_service::auth::Authenticator;
+use api_service::request::auth::Authenticator;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};

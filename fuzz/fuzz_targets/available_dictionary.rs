@@ -1,11 +1,12 @@
-//! The `Available-Dictionary` parser (`api_service::negotiate::available_dictionary`), fed
-//! any bytes a client could send as one or two header values: it never panics, and it
-//! accepts a value only when that value is exactly one RFC 8941 byte sequence (`:`,
-//! padded standard base64 of 32 bytes, `:`, blanks around it allowed) and the header is
-//! not repeated — checked against an encoding of what it returned.
+//! The `Available-Dictionary` parser
+//! (`api_service::request::negotiate::available_dictionary`), fed any bytes a client
+//! could send as one or two header values: it never panics, and it accepts a value only
+//! when that value is exactly one RFC 8941 byte sequence (`:`, padded standard base64 of
+//! 32 bytes, `:`, blanks around it allowed) and the header is not repeated — checked
+//! against an encoding of what it returned.
 #![no_main]
 
-use api_service::negotiate::{AVAILABLE_DICTIONARY, available_dictionary};
+use api_service::request::negotiate::{AVAILABLE_DICTIONARY, available_dictionary};
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use poem::http::{HeaderMap, HeaderValue};

@@ -1,5 +1,6 @@
-//! Conditional requests (`api_service::preconditions::precondition`): `If-None-Match` and
-//! `If-Modified-Since` as a client may send them, against a snapshot's three ETags.
+//! Conditional requests (`api_service::request::preconditions::precondition`):
+//! `If-None-Match` and `If-Modified-Since` as a client may send them, against a
+//! snapshot's three ETags.
 //!
 //! Properties: `If-Modified-Since` is ignored whenever `If-None-Match` is present; a 304
 //! from `If-None-Match` needs `*` or one of our tags in the header; one of our tags added
@@ -10,7 +11,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use api_service::preconditions::{EntityTags, Precondition, precondition};
+use api_service::request::preconditions::{EntityTags, Precondition, precondition};
 use libfuzzer_sys::fuzz_target;
 use poem::http::header::{IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use poem::http::{HeaderMap, HeaderValue};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwapOption;
 
-use crate::snapshot::Snapshot;
+use crate::snapshot::prepared::Snapshot;
 
 /// The snapshot being served (none before the first one), the state of Redis as the last
 /// read saw it, and the version last refused as corrupt (not fetched again).

@@ -18,9 +18,8 @@ use shared::sha256::Sha256;
 use shared::snapshot::{Codec, DocumentDigest, SnapshotMeta};
 use shared::store::{SnapshotStore, StoreError};
 
-use crate::sealed::{BodyFiles, SealedWriter};
-use crate::snapshot::Snapshot;
-use crate::snapshot::prepared::UnusableMeta;
+use crate::http::sealed::{BodyFiles, SealedWriter};
+use crate::snapshot::prepared::{Snapshot, UnusableMeta};
 
 /// Why a stored snapshot was not taken.
 #[derive(Debug, thiserror::Error)]

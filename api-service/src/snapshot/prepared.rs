@@ -12,7 +12,7 @@ use shared::sha256::Sha256;
 use shared::snapshot::etag::{self, DCZ};
 use shared::snapshot::{Codec, SnapshotMeta};
 
-use crate::preconditions::EntityTags;
+use crate::request::preconditions::EntityTags;
 use crate::snapshot::body::SnapshotBody;
 
 /// `Cache-Control` of every snapshot response: private, and revalidated before reuse.

@@ -17,11 +17,12 @@ use tracing::Instrument;
 use shared::events::Event;
 use shared::store::{SnapshotStore, StoreError};
 
+use crate::http::sealed::BodyFiles;
 use crate::metrics::Metrics;
-use crate::sealed::BodyFiles;
+use crate::snapshot::current::CurrentSnapshot;
 use crate::snapshot::jitter::FetchJitter;
 use crate::snapshot::load::{LoadError, load, load_deltas};
-use crate::snapshot::{CurrentSnapshot, Snapshot};
+use crate::snapshot::prepared::Snapshot;
 
 /// How often the current-snapshot key is polled.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);

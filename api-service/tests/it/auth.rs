@@ -106,7 +106,8 @@ async fn hs256_attack_matrix() {
     assert_eq!(status, 200, "a valid token is accepted");
 
     let exp = now() + 600;
-    let wrong_secret = api_service::auth::mint("not-the-secret", &json!({"exp": exp})).unwrap();
+    let wrong_secret =
+        api_service::request::auth::mint("not-the-secret", &json!({"exp": exp})).unwrap();
     let valid = user_token();
     let (h, signature) = (
         valid.split('.').next().unwrap(),
@@ -232,7 +233,8 @@ async fn public_keys_pin_the_algorithm_and_issuer_and_audience_are_enforced() {
         ("HS256 token against an RS256 key", token(good.clone())),
         (
             "RS256 public key used as an HS256 secret",
-            api_service::auth::mint(&std::fs::read_to_string(RSA_PUBLIC).unwrap(), &good).unwrap(),
+            api_service::request::auth::mint(&std::fs::read_to_string(RSA_PUBLIC).unwrap(), &good)
+                .unwrap(),
         ),
         ("ES256 token against an RSA key", es256(&good)),
         (

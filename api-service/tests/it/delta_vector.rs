@@ -86,7 +86,7 @@ fn the_readme_test_vector_is_what_the_api_reads_and_a_delta_starts_with() {
         vector.available_dictionary.parse().unwrap(),
     );
     assert_eq!(
-        api_service::negotiate::available_dictionary(&headers).map(|sha| sha.to_string()),
+        api_service::request::negotiate::available_dictionary(&headers).map(|sha| sha.to_string()),
         Some(vector.sha256),
         "the API reads the README's Available-Dictionary as the dictionary's SHA-256"
     );

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use poem::http::Method;
 use serde_json::Value;
 
-use api_service::route_table::Route;
+use api_service::request::route_table::Route;
 
 use crate::helpers::*;
 

@@ -11,7 +11,7 @@ use fred::prelude::PubsubInterface;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use api_service::sealed::BodyFiles;
+use api_service::http::sealed::BodyFiles;
 use api_service::settings::ApiSettings;
 use api_service::snapshot::CurrentSnapshot;
 use api_service::startup::Application;
@@ -141,7 +141,7 @@ pub fn now() -> i64 {
 
 /// An HS256 token signed with [`SECRET`] carrying `claims`.
 pub fn token(claims: Value) -> String {
-    api_service::auth::mint(SECRET, &claims).unwrap()
+    api_service::request::auth::mint(SECRET, &claims).unwrap()
 }
 
 pub fn user_token() -> String {

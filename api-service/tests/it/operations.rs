@@ -225,7 +225,7 @@ async fn the_binary_refuses_to_start_without_a_key_and_exits_0_on_sigterm() {
         .unwrap();
     let minted = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     let settings = settings(&prefix.0);
-    let claims = api_service::auth::Authenticator::from_settings(&settings)
+    let claims = api_service::request::auth::Authenticator::from_settings(&settings)
         .unwrap()
         .verify(&minted)
         .unwrap();

@@ -24,7 +24,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn silent_and_stalled_connections_are_closed_while_idle_ones_and_a_normal_client_are_served()
 {
-    let fds = api_service::connections::raise_fd_limit().unwrap_or(u64::MAX);
+    let fds = api_service::http::connections::raise_fd_limit().unwrap_or(u64::MAX);
     assert!(
         fds > 3 * (IDLE + SLOW) as u64,
         "the test needs more open files than {fds}"

@@ -6,9 +6,9 @@ use poem::http::StatusCode;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-use crate::errors::{ApiError, ErrorBody};
+use crate::http::sealed::BodyFiles;
 use crate::metrics::Metrics;
-use crate::sealed::BodyFiles;
+use crate::request::errors::{ApiError, ErrorBody};
 use crate::snapshot::CurrentSnapshot;
 
 /// Liveness: the process serves.

@@ -17,8 +17,8 @@ use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
 
-use crate::auth::AuthError;
-use crate::route_table::Route;
+use crate::request::auth::AuthError;
+use crate::request::route_table::Route;
 
 /// Seconds a client is told to wait when no snapshot is loaded yet.
 pub const RETRY_AFTER_SECS: u32 = 5;
@@ -178,7 +178,8 @@ impl poem::error::ResponseError for ApiError {
     }
 }
 
-/// A response built as plain `http` parts (the shape [`crate::server`] sends), as poem's.
+/// A response built as plain `http` parts (the shape [`crate::http::server`] sends), as
+/// poem's.
 pub fn poem_response(response: poem::http::Response<Bytes>) -> Response {
     let (parts, body) = response.into_parts();
     let mut converted = Response::builder().status(parts.status).body(body);

@@ -1,14 +1,14 @@
 //! `GET`/`HEAD /api/v4/ofertasws`, the request every app client repeats, answered from the
 //! request head alone.
 //!
-//! [`crate::server`] hands such requests to [`SnapshotRoute::serve`] before poem's router
-//! and middleware, which cost more per request than everything this route does; this is
-//! the route's only implementation. What every route does besides its own work is not
-//! written here but called, the same code the poem endpoints go through: the method
-//! check and every error response ([`crate::errors`]), the token
-//! ([`Authenticator::authorize`]), metrics and span ([`crate::observe`]).
-//! [`crate::snapshot_doc`] declares the route in the OpenAPI document, and a test checks
-//! the declaration against what this answers.
+//! [`crate::http::server`] hands such requests to [`SnapshotRoute::serve`] before poem's
+//! router and middleware, which cost more per request than everything this route does;
+//! this is the route's only implementation. What every route does besides its own work is
+//! not written here but called, the same code the poem endpoints go through: the method
+//! check and every error response ([`crate::request::errors`]), the token
+//! ([`Authenticator::authorize`]), metrics and span ([`crate::endpoints::observe`]).
+//! [`crate::endpoints::snapshot_doc`] declares the route in the OpenAPI document, and a
+//! test checks the declaration against what this answers.
 
 use std::sync::Arc;
 
@@ -17,18 +17,18 @@ use tokio::net::TcpStream;
 
 use shared::snapshot::Codec;
 
-use crate::auth::Authenticator;
-use crate::errors::ApiError;
+use crate::endpoints::observe::Observed;
+use crate::http::sealed::BodyFiles;
+use crate::http::server::FastRoute;
+use crate::http::zero_copy::ZeroCopyStream;
 use crate::metrics::Metrics;
-use crate::negotiate::{Choice, available_dictionary, negotiate};
-use crate::observe::Observed;
-use crate::preconditions::{Precondition, precondition};
-use crate::route_table::{Route, SNAPSHOT_PATH};
-use crate::sealed::BodyFiles;
-use crate::server::FastRoute;
+use crate::request::auth::Authenticator;
+use crate::request::errors::ApiError;
+use crate::request::negotiate::{Choice, available_dictionary, negotiate};
+use crate::request::preconditions::{Precondition, precondition};
+use crate::request::route_table::{Route, SNAPSHOT_PATH};
 use crate::snapshot::CurrentSnapshot;
 use crate::snapshot::body::SnapshotBody;
-use crate::zero_copy::ZeroCopyStream;
 
 /// The snapshot route with what it needs to answer on its own.
 pub struct SnapshotRoute {
@@ -95,7 +95,7 @@ impl FastRoute for SnapshotRoute {
     }
 
     /// The IO to serve an accepted connection on: it sends this route's bodies from the
-    /// snapshot's files (see [`crate::zero_copy`]).
+    /// snapshot's files (see [`crate::http::zero_copy`]).
     fn stream(&self, connection: TcpStream) -> ZeroCopyStream {
         ZeroCopyStream::new(
             connection,

@@ -3,10 +3,10 @@
 //!
 //! A sealed memfd can never be written, grown or shrunk again, so its mapping is as
 //! immutable as a `&'static [u8]`, and the same pages can be sent with `sendfile(2)`
-//! ([`crate::zero_copy`]) or read through the mapping (HTTP/2, decompression). Its pages
-//! are shared memory: the kernel charges them to the process whether or not they are
-//! mapped in, so [`BodyFiles::held_bytes`] counts them for the memory figures (`VmRSS`
-//! alone misses those not touched through the mapping).
+//! ([`crate::http::zero_copy`]) or read through the mapping (HTTP/2, decompression). Its
+//! pages are shared memory: the kernel charges them to the process whether or not they
+//! are mapped in, so [`BodyFiles::held_bytes`] counts them for the memory figures
+//! (`VmRSS` alone misses those not touched through the mapping).
 //!
 //! [`BodyFiles`] also answers "which file holds these bytes?" for a slice that hyper is
 //! about to write: the index is kept by address, and an entry lives exactly as long as

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
 use shared::refresh::{RefreshRequester, RequestError};
 
-use crate::errors::{ApiError, ErrorBody};
+use crate::request::errors::{ApiError, ErrorBody};
 
 /// Outcome of a refresh the API asked for.
 #[derive(Object)]

@@ -10,9 +10,9 @@ use poem::{Request, RequestBody};
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
-use crate::auth::Authenticator;
-use crate::claims::Claims;
-use crate::errors::ApiError;
+use crate::request::auth::Authenticator;
+use crate::request::claims::Claims;
+use crate::request::errors::ApiError;
 
 /// The scheme's name in the OpenAPI document.
 const SCHEME: &str = "BearerAuth";

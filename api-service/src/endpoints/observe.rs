@@ -10,9 +10,9 @@ use poem::http::{HeaderMap, Method, StatusCode, header};
 use poem::{Endpoint, Request, Response};
 use tracing::{Instrument, Span, field::Empty};
 
-use crate::errors::{ApiError, poem_response};
 use crate::metrics::Metrics;
-use crate::route_table::Route;
+use crate::request::errors::{ApiError, poem_response};
+use crate::request::route_table::Route;
 
 /// A request being answered: its route, when it arrived, its span, whether its body is
 /// left out (`HEAD`).

@@ -27,7 +27,7 @@ use shared::config::ConfigError;
 
 use crate::settings::ApiSettings;
 
-use crate::claims::Claims;
+use crate::request::claims::Claims;
 
 /// Longest token accepted; anything longer is refused without parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -247,7 +247,7 @@ pub fn mint<C: Serialize>(secret: &str, claims: &C) -> Result<String, jsonwebtok
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::Role;
+    use crate::request::claims::Role;
 
     fn settings() -> ApiSettings {
         ApiSettings::for_secret(

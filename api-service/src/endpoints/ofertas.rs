@@ -1,5 +1,5 @@
 //! The ofertas endpoints poem-openapi serves: the snapshot's metadata and refresh
-//! requests (the snapshot itself is [`crate::snapshot_route`]).
+//! requests (the snapshot itself is [`crate::endpoints::snapshot_route`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,9 @@ use poem_openapi::{ApiResponse, Object, OpenApi, param::Query};
 
 use shared::sha256::Sha256;
 
-use crate::bearer::BearerAuth;
-use crate::errors::{ApiError, ErrorBody};
-use crate::refresh::{RefreshEndpoint, RefreshReply};
+use crate::endpoints::refresh::{RefreshEndpoint, RefreshReply};
+use crate::request::bearer::BearerAuth;
+use crate::request::errors::{ApiError, ErrorBody};
 use crate::snapshot::CurrentSnapshot;
 
 /// Metadata of the snapshot being served.

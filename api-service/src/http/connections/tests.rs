@@ -43,9 +43,9 @@ fn connections(max: usize) -> Arc<Connections> {
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
 
-/// Serves one connection as `server.rs` does, with a service that reads the whole request
-/// body and answers with its length (`/slow` after a second, `/big` with `BIG` bytes);
-/// returns the client's end and the connection's metrics.
+/// Serves one connection as `http/server.rs` does, with a service that reads the whole
+/// request body and answers with its length (`/slow` after a second, `/big` with `BIG`
+/// bytes); returns the client's end and the connection's metrics.
 fn serve() -> (DuplexStream, ConnectionMetrics) {
     let (client, server) = duplex(64 * 1024);
     let connections = connections(1);

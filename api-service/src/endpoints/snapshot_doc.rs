@@ -1,11 +1,12 @@
 //! The snapshot route in the OpenAPI document, declared without a handler.
 //!
-//! [`crate::snapshot_route`] answers `GET`/`HEAD /api/v4/ofertasws` before poem sees the
-//! request, so poem-openapi never serves it; [`SnapshotRouteDoc`] implements
-//! [`OpenApi`](trait@poem_openapi::OpenApi) by hand to describe it (statuses, headers,
-//! bodies, security) and adds no route. The body's schema is that of the type
-//! refresh-service serialises ([`shared::document`]). `tests/it/operations.rs` drives the server into
-//! every status declared here and checks each response against its declaration.
+//! [`crate::endpoints::snapshot_route`] answers `GET`/`HEAD /api/v4/ofertasws` before
+//! poem sees the request, so poem-openapi never serves it; [`SnapshotRouteDoc`]
+//! implements [`OpenApi`](trait@poem_openapi::OpenApi) by hand to describe it (statuses,
+//! headers, bodies, security) and adds no route. The body's schema is that of the type
+//! refresh-service serialises ([`shared::document`]). `tests/it/operations.rs` drives the
+//! server into every status declared here and checks each response against its
+//! declaration.
 
 use std::collections::HashMap;
 
@@ -19,9 +20,9 @@ use poem_openapi::{ApiExtractor, OpenApi};
 
 use shared::document::SnapshotDocument;
 
-use crate::bearer::BearerAuth;
-use crate::errors::ErrorBody;
-use crate::route_table::SNAPSHOT_PATH;
+use crate::request::bearer::BearerAuth;
+use crate::request::errors::ErrorBody;
+use crate::request::route_table::SNAPSHOT_PATH;
 
 /// What a documented response carries.
 #[derive(Clone, Copy)]
@@ -220,7 +221,8 @@ impl OpenApi for SnapshotRouteDoc {
         <BearerAuth as ApiExtractor>::register(registry);
     }
 
-    /// None: [`crate::server`] answers the route with [`crate::snapshot_route`].
+    /// None: [`crate::http::server`] answers the route with
+    /// [`crate::endpoints::snapshot_route`].
     fn add_routes(
         self,
         _routes: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,

@@ -4,7 +4,7 @@
 //! so hyper copies each response body into its write buffer before sending it. For a
 //! 258 KB snapshot that copy was the largest cost of a request, and the buffer stayed
 //! allocated per connection. Serving the connection here lets hyper hand bodies to
-//! vectored writes as they are, and [`crate::zero_copy`] send the snapshot's with
+//! vectored writes as they are, and [`crate::http::zero_copy`] send the snapshot's with
 //! `sendfile`.
 //!
 //! Requests for the snapshot itself are answered by the [`FastRoute`] (the snapshot
@@ -12,7 +12,7 @@
 //!
 //! Each accepted connection is admitted by [`Connections`] (or closed at once past
 //! `API_MAX_CONNECTIONS`) and served by hyper with the limits of
-//! [`crate::connections::builder`], on an IO that keeps the contract's deadlines
+//! [`crate::http::connections::builder`], on an IO that keeps the contract's deadlines
 //! ([`GuardedIo`]).
 
 use std::convert::Infallible;
@@ -36,8 +36,8 @@ use poem::{Addr, Endpoint, IntoEndpoint};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::connections::{Connections, GuardedIo, Throttle};
-use crate::zero_copy::ZeroCopyStream;
+use crate::http::connections::{Connections, GuardedIo, Throttle};
+use crate::http::zero_copy::ZeroCopyStream;
 
 /// How long accepting pauses after an error such as running out of file descriptors:
 /// the connection waiting stays queued, so retrying at once would spin a core.
@@ -126,7 +126,7 @@ pub async fn serve<R, E>(
     let served = Arc::new(Served {
         route,
         app: app.into_endpoint(),
-        builder: crate::connections::builder(connections.limits()),
+        builder: crate::http::connections::builder(connections.limits()),
         connections,
         local: LocalAddr(Addr::SocketAddr(addr)),
     });

@@ -3,7 +3,7 @@
 //! hyper sends a body by handing its bytes to the connection's `writev`, and the kernel
 //! copies them into the socket buffer: for a 258 KB body that copy was the largest part
 //! of what a 200 cost the API. Each body lives in a sealed in-memory file
-//! ([`crate::sealed`]), and [`ZeroCopyStream`], the IO every connection is served on,
+//! ([`crate::http::sealed`]), and [`ZeroCopyStream`], the IO every connection is served on,
 //! recognises a write of a body's bytes by their address ([`BodyFiles::find`]) and
 //! sends them from that file instead. Any other write goes through `writev`.
 
@@ -17,7 +17,7 @@ use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::sealed::{BodyFiles, FileSlice};
+use crate::http::sealed::{BodyFiles, FileSlice};
 
 /// A connection whose writes of snapshot bodies go out with `sendfile`.
 pub struct ZeroCopyStream {
