@@ -1,21 +1,14 @@
 //! The `refresh-service` command line.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use sqlx::migrate::MigrateDatabase;
-use tokio_util::sync::CancellationToken;
 
-use shared::config::ConfigError;
-use shared::events::{RefreshStatus, Trigger};
+use shared::events::Trigger;
 
-use crate::context::{RefreshContext, migrate, pg_pool};
-use crate::report::{RefreshRun, run_recorded};
 use crate::settings::RefreshSettings;
-use crate::status::{self, Readiness};
+use crate::{daemon, migrate, once, rollback, trigger};
 
 /// Builds ranked, compressed, versioned ofertas snapshots from PostgreSQL into Redis.
 #[derive(Debug, Parser)]
@@ -85,96 +78,17 @@ impl Cli {
     /// Configuration errors (naming the variable) and start-up failures.
     pub async fn execute(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Run { metrics_bind } => {
-                let status_addr = status_addr(&metrics_bind)?;
-                let ctx = Arc::new(RefreshContext::connect(&self.settings).await?);
-                let shutdown = CancellationToken::new();
-                tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
-                let readiness = Arc::new(Readiness::default());
-                let status = match status_addr {
-                    Some(addr) => {
-                        let (acceptor, bound) = status::bind(addr).await?;
-                        tracing::info!(addr = %bound, "status port listening");
-                        Some(tokio::spawn(status::serve(
-                            acceptor,
-                            ctx.clone(),
-                            readiness.clone(),
-                            shutdown.clone(),
-                        )))
-                    }
-                    None => None,
-                };
-                let result =
-                    crate::daemon::run(ctx, &self.settings, readiness, shutdown.clone()).await;
-                shutdown.cancel();
-                if let Some(status) = status {
-                    let _ = status.await;
-                }
-                result?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Once { trigger } => {
-                let ctx = RefreshContext::connect(&self.settings).await?;
-                let outcome = run_recorded(&ctx, &RefreshRun::new(trigger)).await;
-                // After the outcome is published; a CronJob's pod waits for its deltas.
-                if matches!(
-                    outcome.status,
-                    RefreshStatus::Success | RefreshStatus::Unchanged
-                ) {
-                    crate::deltas::build_logged(&ctx).await;
-                }
-                flush_log(&ctx).await;
-                println!("{}", serde_json::to_string(&outcome)?);
-                Ok(match outcome.status {
-                    RefreshStatus::Skipped => {
-                        eprintln!(
-                            "skipped: {}",
-                            outcome
-                                .error
-                                .as_deref()
-                                .unwrap_or("another refresh is running")
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    RefreshStatus::Failed | RefreshStatus::Rejected => ExitCode::FAILURE,
-                    RefreshStatus::Success | RefreshStatus::Unchanged => ExitCode::SUCCESS,
-                })
-            }
-            Command::Migrate => {
-                let url =
-                    secrecy::ExposeSecret::expose_secret(&self.settings.database_url).to_owned();
-                let pool = pg_pool(&self.settings)?;
-                if !sqlx::Postgres::database_exists(&url)
-                    .await
-                    .context("cannot reach PostgreSQL (DATABASE_URL)")?
-                {
-                    sqlx::Postgres::create_database(&url)
-                        .await
-                        .context("cannot create the database")?;
-                    eprintln!("created the database");
-                }
-                migrate(&pool).await.context("migrations failed")?;
-                eprintln!("migrations applied");
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Versions => {
-                let store = crate::context::connect_store(&self.settings.redis).await?;
-                crate::rollback::print_versions(&store).await?;
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Rollback { to } => {
-                let ctx = RefreshContext::connect(&self.settings).await?;
-                let meta = crate::rollback::rollback(&ctx, to.as_deref()).await?;
-                ctx.log.flush().await;
-                println!("{}", serde_json::to_string(&meta)?);
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Run { metrics_bind } => daemon::execute(&self.settings, &metrics_bind).await,
+            Command::Once { trigger } => once::execute(&self.settings, trigger).await,
+            Command::Migrate => migrate::execute(&self.settings).await,
+            Command::Versions => rollback::versions(&self.settings).await,
+            Command::Rollback { to } => rollback::execute(&self.settings, to.as_deref()).await,
             Command::Trigger {
                 wait,
                 timeout,
                 reason,
             } => {
-                crate::trigger::trigger(
+                trigger::trigger(
                     &self.settings.redis,
                     wait,
                     Duration::from_secs(timeout),
@@ -184,30 +98,4 @@ impl Cli {
             }
         }
     }
-}
-
-/// Gives Postgres a moment to come back so a `once` run's log row is not lost; after
-/// that the row is only in this process's log (the outcome line on stdout).
-async fn flush_log(ctx: &RefreshContext) {
-    if ctx.log.pending() == 0 {
-        return;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    if ctx.log.flush().await > 0 {
-        tracing::error!(
-            "could not write the refresh log row; it is recorded in this process log only"
-        );
-    }
-}
-
-/// The status port address from `REFRESH_METRICS_BIND`, or `None` for `off`.
-fn status_addr(value: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-    let value = value.trim();
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(None);
-    }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|e| ConfigError::new("REFRESH_METRICS_BIND", value, e))
 }

@@ -122,14 +122,6 @@ pub async fn connect_store(settings: &RedisSettings) -> anyhow::Result<SnapshotS
     Ok(SnapshotStore::new(client, Keys::new(&settings.prefix)))
 }
 
-/// Applies the embedded migrations.
-///
-/// # Errors
-/// The migration error.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("../migrations").run(pool).await
-}
-
 /// `host:pid`, identifying this process in logs, lock tokens and the refresh log.
 pub fn instance_name() -> &'static str {
     static NAME: OnceLock<String> = OnceLock::new();

@@ -3,6 +3,7 @@
 //! a burst of requests during a refresh becomes at most one more refresh.
 
 use std::ops::ControlFlow;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +13,14 @@ use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use tokio::sync::{Notify, broadcast::error::RecvError, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use shared::config::ConfigError;
 use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
 
 use crate::context::RefreshContext;
 use crate::report::{RefreshRun, run_recorded};
 use crate::schedule::{self, Schedule};
 use crate::settings::RefreshSettings;
-use crate::status::Readiness;
+use crate::status::{self, Readiness};
 
 /// How often unwritten refresh log rows are retried.
 const LOG_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -39,6 +41,40 @@ impl Queued {
             traceparent: None,
         }
     }
+}
+
+/// `refresh-service run`: the status port (unless `metrics_bind` is `off`) and the daemon,
+/// until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Configuration errors (naming the variable), Redis unreachable at start, the status
+/// port not bound.
+pub async fn execute(settings: &RefreshSettings, metrics_bind: &str) -> anyhow::Result<ExitCode> {
+    let status_addr = status_addr(metrics_bind)?;
+    let ctx = Arc::new(RefreshContext::connect(settings).await?);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(shared::shutdown::cancel_on_signal(shutdown.clone()));
+    let readiness = Arc::new(Readiness::default());
+    let status = match status_addr {
+        Some(addr) => {
+            let (acceptor, bound) = status::bind(addr).await?;
+            tracing::info!(addr = %bound, "status port listening");
+            Some(tokio::spawn(status::serve(
+                acceptor,
+                ctx.clone(),
+                readiness.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    let result = run(ctx, settings, readiness, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(status) = status {
+        let _ = status.await;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the daemon until `shutdown` is cancelled; a refresh in progress then finishes.
@@ -247,4 +283,16 @@ async fn flush_log_periodically(ctx: Arc<RefreshContext>, shutdown: Cancellation
             _ = every.tick() => { ctx.log.flush().await; }
         }
     }
+}
+
+/// The status port address from `REFRESH_METRICS_BIND`, or `None` for `off`.
+fn status_addr(value: &str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e| ConfigError::new("REFRESH_METRICS_BIND", value, e))
 }

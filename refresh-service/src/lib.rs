@@ -14,6 +14,8 @@ pub mod encode;
 pub mod lock;
 pub mod log;
 pub mod metrics;
+pub mod migrate;
+pub mod once;
 pub mod pipeline;
 pub mod rank;
 pub mod report;

@@ -1,6 +1,8 @@
 //! `refresh-service versions` and `rollback`: list the retained versions and make an
 //! earlier one current again.
 
+use std::process::ExitCode;
+
 use anyhow::{Context as _, bail};
 use chrono::Utc;
 
@@ -8,8 +10,32 @@ use shared::events::{Event, RefreshStatus, SnapshotUpdated, Trigger};
 use shared::snapshot::SnapshotMeta;
 use shared::store::SnapshotStore;
 
-use crate::context::{RefreshContext, instance_name};
+use crate::context::{RefreshContext, connect_store, instance_name};
 use crate::log::LogEntry;
+use crate::settings::RefreshSettings;
+
+/// `refresh-service versions`: prints the retained versions ([`print_versions`]).
+///
+/// # Errors
+/// Configuration errors, Redis unreachable or unreadable.
+pub async fn versions(settings: &RefreshSettings) -> anyhow::Result<ExitCode> {
+    let store = connect_store(&settings.redis).await?;
+    print_versions(&store).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `refresh-service rollback [--to VERSION]`: makes that version current again
+/// ([`rollback`]) and prints its metadata.
+///
+/// # Errors
+/// Configuration errors, Redis unreachable, no version to go back to.
+pub async fn execute(settings: &RefreshSettings, to: Option<&str>) -> anyhow::Result<ExitCode> {
+    let ctx = RefreshContext::connect(settings).await?;
+    let meta = rollback(&ctx, to).await?;
+    ctx.log.flush().await;
+    println!("{}", serde_json::to_string(&meta)?);
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Retained versions, newest first, with the current one marked.
 ///
