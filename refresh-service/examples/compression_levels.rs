@@ -42,7 +42,7 @@ fn zstd(document: &[u8], level: i32) -> usize {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = refresh_service::context::connect_store(&args.redis).await?;
+    let store = refresh_service::pipeline::context::connect_store(&args.redis).await?;
     let (meta, bodies) = store
         .load_current()
         .await?

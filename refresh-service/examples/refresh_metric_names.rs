@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use refresh_service::metrics::{RefreshMetrics, Stage};
+use refresh_service::report::metrics::{RefreshMetrics, Stage};
 use shared::events::RefreshStatus;
 
 fn main() {

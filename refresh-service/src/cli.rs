@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 
 use shared::events::Trigger;
 
+use crate::commands::{daemon, migrate, once, rollback, trigger};
 use crate::settings::RefreshSettings;
-use crate::{daemon, migrate, once, rollback, trigger};
 
 /// Builds ranked, compressed, versioned ofertas snapshots from PostgreSQL into Redis.
 #[derive(Debug, Parser)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context as _, ensure};
 use zstd::zstd_safe::{self, CParameter};
 
-use refresh_service::encode::{GZIP_LEVEL, ZSTD_LEVEL};
+use refresh_service::pipeline::encode::{GZIP_LEVEL, ZSTD_LEVEL};
 
 /// One way of building a delta.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -17,7 +17,7 @@
 //! - `settings OLD NEW`: levels × window logs × long-distance matching, next to the plain
 //!   bodies and the `zstd --patch-from` limit measured in the same run.
 //! - `stability --pair LABEL OLD NEW …`: both documents re-ranked by the model itself
-//!   (`refresh_service::rank`) with the score rounded to fewer decimals and the
+//!   (`refresh_service::pipeline::rank`) with the score rounded to fewer decimals and the
 //!   clock-dependent features evaluated at an anchored time; for each variant the delta
 //!   and how far its order is from the exact model order.
 

@@ -1,7 +1,7 @@
-//! Re-ranking a document with the model itself (`refresh_service::rank`), loaded as the
-//! refresher loads it: the one input the document does not carry (`signals`: every
-//! offer's `updated_at`), the time the clock-dependent features are read at, the score's
-//! rounding, and the variant a document would be published as.
+//! Re-ranking a document with the model itself (`refresh_service::pipeline::rank`),
+//! loaded as the refresher loads it: the one input the document does not carry
+//! (`signals`: every offer's `updated_at`), the time the clock-dependent features are
+//! read at, the score's rounding, and the variant a document would be published as.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,7 +13,7 @@ use clap::ValueEnum;
 use secrecy::ExposeSecret as _;
 use sqlx::Connection as _;
 
-use refresh_service::rank::{self, OfferSignals, Ranker};
+use refresh_service::pipeline::rank::{self, OfferSignals, Ranker};
 use refresh_service::settings::RefreshSettings;
 
 use crate::document::Document;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, ensure};
 
-use refresh_service::encode::{GZIP_LEVEL, ZSTD_LEVEL};
+use refresh_service::pipeline::encode::{GZIP_LEVEL, ZSTD_LEVEL};
 
 use crate::delta::{Setting, build, max_window_log, patch_from_limit, plain_bodies};
 use crate::document::read;

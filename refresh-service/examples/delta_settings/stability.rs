@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail};
 use clap::ValueEnum as _;
 
-use refresh_service::rank::Ranker;
+use refresh_service::pipeline::rank::Ranker;
 use refresh_service::settings::RefreshSettings;
 
 use crate::delta::{build, patch_from_limit, plain_bodies, recommended};

@@ -21,7 +21,7 @@ impl Daemon {
         let stop = CancellationToken::new();
         let (ctx, settings, token) = (env.ctx.clone(), env.settings.clone(), stop.clone());
         let task = tokio::spawn(async move {
-            refresh_service::daemon::run(ctx, &settings, Default::default(), token).await
+            refresh_service::commands::daemon::run(ctx, &settings, Default::default(), token).await
         });
         Self { stop, task }
     }

@@ -11,8 +11,8 @@ use shared::events::Trigger;
 use shared::snapshot::{Codec, SnapshotMeta};
 use shared::store::{RETAINED_VERSIONS, SnapshotStore};
 
-use refresh_service::deltas::build_missing;
-use refresh_service::report::{RefreshRun, run_recorded};
+use refresh_service::pipeline::deltas::build_missing;
+use refresh_service::pipeline::recorded::{RefreshRun, run_recorded};
 
 use crate::helpers::*;
 

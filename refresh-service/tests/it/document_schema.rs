@@ -13,7 +13,7 @@
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
-use refresh_service::pipeline::{Outcome, refresh};
+use refresh_service::pipeline::attempt::{Outcome, refresh};
 
 use crate::helpers::*;
 

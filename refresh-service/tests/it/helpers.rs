@@ -11,8 +11,8 @@ use fred::prelude::{ClientLike, EventInterface, KeysInterface, PubsubInterface};
 use secrecy::SecretString;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
-use refresh_service::context::{RefreshContext, connect_store, pg_pool};
-use refresh_service::rank::Ranker;
+use refresh_service::pipeline::context::{RefreshContext, connect_store, pg_pool};
+use refresh_service::pipeline::rank::Ranker;
 use refresh_service::settings::RefreshSettings;
 use shared::config::RedisSettings;
 use shared::events::Event;

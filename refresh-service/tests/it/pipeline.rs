@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
 use serde_json::Value;
 
-use refresh_service::pipeline::{Outcome, refresh};
-use refresh_service::report::{RefreshRun, run_recorded};
+use refresh_service::pipeline::attempt::{Outcome, refresh};
+use refresh_service::pipeline::recorded::{RefreshRun, run_recorded};
 use shared::events::{Event, RefreshStatus, Trigger};
 use shared::snapshot::SnapshotMeta;
 use shared::store::{Bodies, StoreError};
@@ -467,7 +467,7 @@ async fn rollback_restores_the_previous_version_and_announces_it() {
     let first = published(&env).await;
     change(&env.db.pool, 4).await;
     let second = published(&env).await;
-    let listed = refresh_service::rollback::list(&env.ctx.store)
+    let listed = refresh_service::commands::rollback::list(&env.ctx.store)
         .await
         .unwrap();
     assert_eq!(
@@ -482,7 +482,7 @@ async fn rollback_restores_the_previous_version_and_announces_it() {
     );
 
     let mut events = Events::subscribe(&env.prefix.0).await;
-    let restored = refresh_service::rollback::rollback(&env.ctx, None)
+    let restored = refresh_service::commands::rollback::rollback(&env.ctx, None)
         .await
         .unwrap();
     assert_eq!(restored, first);
@@ -504,18 +504,18 @@ async fn rollback_restores_the_previous_version_and_announces_it() {
 
     // Rolling forward by name works too; the current version cannot be "restored".
     assert_eq!(
-        refresh_service::rollback::rollback(&env.ctx, Some(&second.version))
+        refresh_service::commands::rollback::rollback(&env.ctx, Some(&second.version))
             .await
             .unwrap(),
         second
     );
     assert!(
-        refresh_service::rollback::rollback(&env.ctx, Some(&second.version))
+        refresh_service::commands::rollback::rollback(&env.ctx, Some(&second.version))
             .await
             .is_err()
     );
     assert!(
-        refresh_service::rollback::rollback(&env.ctx, Some("0-nope"))
+        refresh_service::commands::rollback::rollback(&env.ctx, Some("0-nope"))
             .await
             .is_err()
     );
@@ -532,7 +532,11 @@ async fn offers_over_the_held_json_limit_are_read_again_into_the_same_document()
     // Default limit: all held; 0: nothing held; 5,000 bytes: dropped part-way through
     // the first read. Same offers, same clock: the same document.
     let mut documents = Vec::new();
-    for limit in [refresh_service::context::HELD_JSON_LIMIT, 0, 5_000] {
+    for limit in [
+        refresh_service::pipeline::context::HELD_JSON_LIMIT,
+        0,
+        5_000,
+    ] {
         let prefix = TestPrefix::new();
         let mut ctx = TestEnv::with_clock(&settings(&env.db.url, &prefix.0), now).await;
         ctx.held_json_limit = limit;

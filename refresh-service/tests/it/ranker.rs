@@ -1,6 +1,6 @@
 //! The ranking model against the scores ONNX Runtime's Python API computed for it.
 
-use refresh_service::rank::{FEATURES, Ranker};
+use refresh_service::pipeline::rank::{FEATURES, Ranker};
 
 #[derive(serde::Deserialize)]
 struct Fixture {

@@ -56,7 +56,7 @@ fn receive_traces(body: Vec<u8>, received: Data<&Received>) -> &'static str {
 /// An OTLP/HTTP receiver on a free port: `(endpoint, spans received)`.
 async fn start_receiver() -> (String, Received) {
     let received = Received::default();
-    let (acceptor, addr) = refresh_service::status::bind("127.0.0.1:0".parse().unwrap())
+    let (acceptor, addr) = refresh_service::commands::status::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let app = Route::new()

@@ -35,7 +35,7 @@ impl RefreshLock {
     ) -> Result<Option<Self>, fred::error::Error> {
         let token = format!(
             "{}:{}",
-            crate::context::instance_name(),
+            crate::pipeline::context::instance_name(),
             uuid::Uuid::new_v4()
         );
         let ttl_ms = ttl.as_millis() as i64;

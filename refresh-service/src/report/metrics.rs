@@ -1,5 +1,5 @@
 //! Prometheus metrics of the refresher: outcomes, stage durations, snapshot sizes, lock
-//! skips and memory. Served by [`crate::status`] under `run`.
+//! skips and memory. Served by [`crate::commands::status`] under `run`.
 
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::context::Clock;
+use crate::pipeline::context::Clock;
 
 /// Longest single wait between ticks: the wall clock is read again at least this often,
 /// so a slot is met even when the wall clock was adjusted (or the host suspended) while

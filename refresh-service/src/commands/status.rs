@@ -14,9 +14,10 @@ use poem::{EndpointExt, IntoResponse, Route, Server, get, handler};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::RefreshContext;
+use crate::pipeline::context::RefreshContext;
 
-/// Whether the daemon listens on the refresh channel (set by [`crate::daemon::run`]).
+/// Whether the daemon listens on the refresh channel (set by
+/// [`crate::commands::daemon::run`]).
 #[derive(Debug, Default)]
 pub struct Readiness(AtomicBool);
 

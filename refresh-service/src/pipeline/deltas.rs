@@ -19,7 +19,7 @@ use shared::sha256::Sha256;
 use shared::snapshot::{Codec, SnapshotMeta, hash_hex};
 use shared::store::{RETAINED_VERSIONS, StoreError};
 
-use crate::context::RefreshContext;
+use crate::pipeline::context::RefreshContext;
 
 /// A delta that could not be built.
 #[derive(Debug, Error)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use shared::events::{RefreshStatus, Trigger};
 
-use crate::context::RefreshContext;
-use crate::report::{RefreshRun, run_recorded};
+use crate::pipeline::context::RefreshContext;
+use crate::pipeline::recorded::{RefreshRun, run_recorded};
 use crate::settings::RefreshSettings;
 
 /// Runs one refresh recorded as `trigger`. Exit 0 on success, unchanged, or when skipped
@@ -24,7 +24,7 @@ pub async fn execute(settings: &RefreshSettings, trigger: Trigger) -> anyhow::Re
         outcome.status,
         RefreshStatus::Success | RefreshStatus::Unchanged
     ) {
-        crate::deltas::build_logged(&ctx).await;
+        crate::pipeline::deltas::build_logged(&ctx).await;
     }
     flush_log(&ctx).await;
     println!("{}", serde_json::to_string(&outcome)?);

@@ -17,9 +17,9 @@ use shared::events::Event;
 use shared::keys::Keys;
 use shared::store::SnapshotStore;
 
-use crate::log::RefreshLog;
-use crate::metrics::RefreshMetrics;
-use crate::rank::Ranker;
+use crate::pipeline::rank::Ranker;
+use crate::report::log::RefreshLog;
+use crate::report::metrics::RefreshMetrics;
 use crate::settings::RefreshSettings;
 
 /// Default [`RefreshContext::held_json_limit`]: 64 MiB, about 170,000 offers — ample for a
@@ -41,13 +41,14 @@ pub struct RefreshContext {
     pub log: RefreshLog,
     /// Prometheus metrics.
     pub metrics: Arc<RefreshMetrics>,
-    /// Bytes of offer JSON held in memory between reading and writing the document;
-    /// past it the offers are read a second time, in ranked order (see [`crate::source`]).
+    /// Bytes of offer JSON held in memory between reading and writing the document; past
+    /// it the offers are read a second time, in ranked order (see
+    /// [`crate::pipeline::source`]).
     pub held_json_limit: usize,
     /// Current time.
     pub clock: Clock,
     /// Time zone of the day the ranking's clock-dependent features are read at
-    /// (`REFRESH_TIMEZONE`; see [`crate::rank::ranking_time`]).
+    /// (`REFRESH_TIMEZONE`; see [`crate::pipeline::rank::ranking_time`]).
     pub timezone: chrono_tz::Tz,
 }
 

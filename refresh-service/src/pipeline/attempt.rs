@@ -1,4 +1,5 @@
-//! Running one refresh, and nothing else (reporting on it is [`crate::report`]'s job).
+//! Running one refresh, and nothing else (reporting on it is
+//! [`crate::pipeline::recorded`]'s job).
 //!
 //! lock → read current → stream offers → (unchanged? stop) → rank → serialise and
 //! compress → write version → switch → `snapshot.updated`. Transient failures (Postgres
@@ -20,13 +21,13 @@ use shared::events::{Event, RefreshStatus, SnapshotUpdated};
 use shared::snapshot::SnapshotMeta;
 use shared::store::{Bodies, StoreError, Switch};
 
-use crate::context::RefreshContext;
-use crate::encode::{DocumentWriter, Encoded, Ranking};
-use crate::lock::{LOCK_TTL, RefreshLock};
-use crate::metrics::Stage;
-use crate::rank::RankError;
-use crate::source::{self, OfferSet, SourceError};
-use crate::stage::Stages;
+use crate::pipeline::context::RefreshContext;
+use crate::pipeline::encode::{DocumentWriter, Encoded, Ranking};
+use crate::pipeline::lock::{LOCK_TTL, RefreshLock};
+use crate::pipeline::rank::RankError;
+use crate::pipeline::source::{self, OfferSet, SourceError};
+use crate::pipeline::stage::Stages;
+use crate::report::metrics::Stage;
 
 /// A refresh failure.
 #[derive(Debug, Error)]
@@ -157,7 +158,7 @@ fn backoff() -> ExponentialBuilder {
 }
 
 /// Runs one refresh under the lock, retrying transient failures, without reporting on it
-/// (tests and tools; triggers call [`crate::report::run_recorded`]).
+/// (tests and tools; triggers call [`crate::pipeline::recorded::run_recorded`]).
 ///
 /// # Errors
 /// The last [`RefreshError`] once retries are exhausted (or at once for one that is not
@@ -216,7 +217,7 @@ async fn build_and_publish(ctx: &RefreshContext) -> Result<Outcome, RefreshError
     let span = tracing::info_span!("query", offers.count = Empty, offers.json_held = Empty);
     let offers = stages
         .run(Stage::Query, span, async {
-            let ranked_at = crate::rank::ranking_time(now, ctx.timezone);
+            let ranked_at = crate::pipeline::rank::ranking_time(now, ctx.timezone);
             let offers = source::load_active(&ctx.db, now, ranked_at, ctx.held_json_limit).await?;
             let span = Span::current();
             span.record("offers.count", offers.len());

@@ -18,8 +18,8 @@ use thiserror::Error;
 
 use shared::document::{Offer, Text};
 
-use crate::encode::{DocumentWriter, Ranking};
-use crate::rank::{self, FEATURES, OfferSignals};
+use crate::pipeline::encode::{DocumentWriter, Ranking};
+use crate::pipeline::rank::{self, FEATURES, OfferSignals};
 
 /// Columns of an offer as the document shows it, plus `updated_at` for ranking; each is
 /// named as [`OfferRow`] decodes it.

@@ -10,8 +10,8 @@ use shared::events::{Event, RefreshStatus, SnapshotUpdated, Trigger};
 use shared::snapshot::SnapshotMeta;
 use shared::store::SnapshotStore;
 
-use crate::context::{RefreshContext, connect_store, instance_name};
-use crate::log::LogEntry;
+use crate::pipeline::context::{RefreshContext, connect_store, instance_name};
+use crate::report::log::LogEntry;
 use crate::settings::RefreshSettings;
 
 /// `refresh-service versions`: prints the retained versions ([`print_versions`]).

@@ -42,7 +42,7 @@ pub async fn trigger(
         reason,
         requested_by: Some(format!(
             "refresh-service trigger ({})",
-            crate::context::instance_name()
+            crate::pipeline::context::instance_name()
         )),
         ..RefreshRequest::default()
     };

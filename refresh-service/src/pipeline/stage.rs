@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{Instrument, Span};
 
-use crate::metrics::{RefreshMetrics, Stage};
+use crate::report::metrics::{RefreshMetrics, Stage};
 
 /// The stages one attempt has run so far and how long each took.
 pub struct Stages<'a> {

@@ -4,7 +4,7 @@
 //!
 //! [`run_recorded`] is the one function every trigger calls: the daemon's schedule,
 //! start-up catch-up and ops channel, and the `once` command. It runs
-//! [`crate::pipeline::attempt`] and reports on it.
+//! [`crate::pipeline::attempt::attempt`] and reports on it.
 
 use std::time::Instant;
 
@@ -14,10 +14,10 @@ use tracing::{Instrument, Span, field::Empty};
 use shared::events::{Event, RefreshOutcome, RefreshStatus, Trigger};
 use shared::snapshot::SnapshotMeta;
 
-use crate::context::{RefreshContext, instance_name};
-use crate::log::LogEntry;
-use crate::metrics::Stage;
-use crate::pipeline::{self, Attempt, Outcome, Skip};
+use crate::pipeline::attempt::{self, Attempt, Outcome, Skip};
+use crate::pipeline::context::{RefreshContext, instance_name};
+use crate::report::log::LogEntry;
+use crate::report::metrics::Stage;
 
 /// What asked for a refresh: a trigger and the request ids it answers.
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ pub async fn run_recorded(ctx: &RefreshContext, run: &RefreshRun) -> RefreshOutc
     async {
         let (attempted_at, started) = (Utc::now(), Instant::now());
         let rss_before = shared::memory::rss_mib();
-        let attempt = pipeline::attempt(ctx).await;
+        let attempt = attempt::attempt(ctx).await;
         // A refresh that ran is reported with its lock window; one that did not, when it tried.
         let (executed_at, took) = match attempt.held {
             Some(window) => (window.since, window.took),

@@ -16,11 +16,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use shared::config::ConfigError;
 use shared::events::{Event, RefreshOutcome, RefreshRequest, RefreshStatus, Trigger};
 
-use crate::context::RefreshContext;
-use crate::report::{RefreshRun, run_recorded};
-use crate::schedule::{self, Schedule};
+use crate::commands::schedule::{self, Schedule};
+use crate::commands::status::{self, Readiness};
+use crate::pipeline::context::RefreshContext;
+use crate::pipeline::recorded::{RefreshRun, run_recorded};
 use crate::settings::RefreshSettings;
-use crate::status::{self, Readiness};
 
 /// How often unwritten refresh log rows are retried.
 const LOG_FLUSH_EVERY: Duration = Duration::from_secs(10);
@@ -209,7 +209,7 @@ async fn build_deltas(ctx: Arc<RefreshContext>, wake: Arc<Notify>, shutdown: Can
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            () = crate::deltas::build_logged(&ctx) => {}
+            () = crate::pipeline::deltas::build_logged(&ctx) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 use sqlx::migrate::MigrateDatabase;
 
-use crate::context::pg_pool;
+use crate::pipeline::context::pg_pool;
 use crate::settings::RefreshSettings;
 
 /// Creates the database if missing, then applies the migrations.
