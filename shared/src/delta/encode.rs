@@ -11,7 +11,7 @@ use std::ops::RangeInclusive;
 
 use zstd::stream::raw::CParameter;
 
-use super::{MAX_DICTIONARY_BYTES, dcz_header};
+use super::frame::{MAX_DICTIONARY_BYTES, dcz_header};
 use crate::sha256::Sha256;
 
 /// How a delta is compressed, chosen by measurement (`docs/delta-findings.md`; the table

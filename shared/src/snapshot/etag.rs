@@ -2,7 +2,7 @@
 //! representation, all derived from the version, so different encodings never share a
 //! tag and any of them names the same snapshot.
 
-use super::Codec;
+use super::codec::Codec;
 
 /// The content-coding token of a dcz delta (RFC 9842).
 pub const DCZ: &str = "dcz";

@@ -5,55 +5,18 @@
 //! bodies, so a reader can prove a body belongs to the metadata it was paired with, plus
 //! the SHA-256 of the document, the name RFC 9842 clients give it as a dictionary.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::sha256::Sha256;
 
+mod codec;
 pub mod etag;
 mod integrity;
 
+pub use codec::Codec;
 pub use integrity::{BodyCheck, BodyMismatch, DocumentDigest, DocumentHashes, hash_hex};
-
-/// A content coding of the whole snapshot document: zstd and gzip (stored in Redis, each
-/// with its recorded size and hash) or identity (the document itself, recorded as
-/// `json_*`). The one enum for storage, negotiation, `Content-Encoding` and ETags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// Zstandard.
-    Zstd,
-    /// RFC 1952 gzip.
-    Gzip,
-    /// The document uncompressed.
-    Identity,
-}
-
-impl Codec {
-    /// The codings stored as bodies of their own.
-    pub const STORED: [Codec; 2] = [Codec::Gzip, Codec::Zstd];
-
-    /// Every coding, most preferred first.
-    pub const PREFERENCE: [Codec; 3] = [Codec::Zstd, Codec::Gzip, Codec::Identity];
-
-    /// Content-coding token (`zstd`, `gzip`, `identity`), as used in key names,
-    /// `Content-Encoding`, ETags and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Zstd => "zstd",
-            Codec::Gzip => "gzip",
-            Codec::Identity => "identity",
-        }
-    }
-
-    /// Position in [`Self::PREFERENCE`], for per-coding arrays.
-    pub fn index(self) -> usize {
-        match self {
-            Codec::Zstd => 0,
-            Codec::Gzip => 1,
-            Codec::Identity => 2,
-        }
-    }
-}
+pub use millis::format_millis;
 
 /// Metadata of one snapshot version; the JSON stored at `P:{snapshot}:current`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,22 +176,22 @@ impl SnapshotMeta {
     }
 }
 
-/// Formats a timestamp as RFC 3339 UTC with milliseconds (`…T15:00:00.123Z`).
-pub fn format_millis(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// Serde for timestamps written with millisecond precision.
+/// Timestamps written with millisecond precision, and their serde.
 pub mod millis {
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Formats a timestamp as RFC 3339 UTC with milliseconds (`…T15:00:00.123Z`).
+    pub fn format_millis(at: &DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
 
     /// Serialises as `2026-11-22T15:00:00.123Z`.
     ///
     /// # Errors
     /// Only those of the serializer.
     pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&super::format_millis(at))
+        serializer.serialize_str(&format_millis(at))
     }
 
     /// Accepts any RFC 3339 timestamp.
