@@ -36,13 +36,17 @@ COPY Cargo.toml Cargo.lock ./
 COPY shared/Cargo.toml shared/Cargo.toml
 COPY api-service/Cargo.toml api-service/Cargo.toml
 COPY refresh-service/Cargo.toml refresh-service/build.rs refresh-service/
-#    The system tests are a workspace member no binary depends on (a dev-dependency
-#    only, never built here): its manifest and an empty library let cargo load the
-#    workspace and check Cargo.lock.
+#    The system tests and the studies (bench/studies) are workspace members no binary
+#    depends on (never built here; `--bins` builds the default members only): their
+#    manifests and empty targets let cargo load the workspace and check Cargo.lock.
 COPY system-tests/Cargo.toml system-tests/Cargo.toml
+COPY bench/studies/Cargo.toml bench/studies/Cargo.toml
 RUN set -eux; \
-    mkdir -p migrations system-tests/src; \
+    mkdir -p migrations system-tests/src bench/studies/src/bin/delta_settings bench/studies/src/bin/latency; \
     echo '//! placeholder' > system-tests/src/lib.rs; \
+    for study in delta_settings/main latency/main compression_levels; do \
+        echo 'fn main() {}' > "bench/studies/src/bin/$study.rs"; \
+    done; \
     for crate in shared api-service refresh-service; do \
         mkdir -p "$crate/src"; \
         echo 'fn main() {}' > "$crate/src/main.rs"; \

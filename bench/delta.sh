@@ -13,7 +13,7 @@
 #     `Available-Dictionary` with the earlier document, checked (RFC 9842 header and
 #     dictionary hash; decodes with `zstd -d --patch-from` in the window RFC 9842
 #     allows to the new document); until then the delta that
-#     refresh-service/examples/delta_settings builds from the two documents with its
+#     bench/studies/src/bin/delta_settings builds from the two documents with its
 #     recommended setting, checked the same way;
 #   - the zstd and gzip bodies, and the limit `zstd --patch-from=OLD --ultra -22 --long=27`;
 #   - the ratios, with PASS/FAIL against the targets of issue 12: dcz ≤ 1.3 × limit for
@@ -22,7 +22,7 @@
 #     daily anchor moves, so every expiring offer's score moves) those two are printed as
 #     INFO, not judged (README, "Ranking model").
 # Then, for the last version, the delta from each retained earlier version: its build
-# time (example, one core; PASS when they add up to at most 60 s) or, once served, when
+# time (delta_settings, one core; PASS when they add up to at most 60 s) or, once served, when
 # /meta lists it after the version became current (PASS when all within 60 s).
 #
 # --study also runs, on the same documents, the measurements of docs/delta-findings.md:
@@ -58,8 +58,8 @@ stable_decimals=4
 have faketime || apt_install faketime
 have zstd || apt_install zstd
 have jq || apt_install jq
-bench_build --example delta_settings
-example="$BENCH_BIN/examples/delta_settings"
+bench_build -p ofertasws-studies --bin delta_settings
+delta_settings="$BENCH_BIN/delta_settings"
 bench_setup delta "$offers"
 out="$BENCH_OUT/delta"
 rm -rf "$out"
@@ -133,11 +133,11 @@ check_dcz() {
     die "$body does not decode to $new with $old as dictionary"
 }
 
-# example_dcz OLD NEW BODY: the delta the example builds, written as a dcz body (RFC 9842
+# study_dcz OLD NEW BODY: the delta delta_settings builds, written as a dcz body (RFC 9842
 # header + frame) to BODY, checked; prints its bytes and build time (ms).
-example_dcz() {
+study_dcz() {
   local old="$1" new="$2" body="$3" line
-  line=$("$example" dcz "$new" --base "$old" --frame-out "$body.frame")
+  line=$("$delta_settings" dcz "$new" --base "$old" --frame-out "$body.frame")
   { printf '\x5e\x2a\x4d\x18\x20\x00\x00\x00'; openssl dgst -sha256 -binary "$old"; cat "$body.frame"; } >"$body"
   rm -f "$body.frame"
   check_dcz "$body" "$old" "$new"
@@ -211,11 +211,11 @@ for ((n = 1; n <= versions; n++)); do
   version=$(refresh_at "$at")
   names+=("$version")
   info "v$n = $version at $(local_time "$at") $REFRESH_TIMEZONE ($(utc "$at") UTC)"
-  "$example" signals --out "$out/v$n.signals.json"
+  "$delta_settings" signals --out "$out/v$n.signals.json"
   if ((n == 1)); then
     bench_start_api "$api_port"
     token=$("$BENCH_BIN/api-service" token --ttl 2h)
-    served=$(meta | jq -r 'if has("deltas") then "api" else "example" end')
+    served=$(meta | jq -r 'if has("deltas") then "api" else "delta_settings" end')
     info "dcz figures from: $served"
   fi
   wait_version "$version"
@@ -238,7 +238,7 @@ for ((n = 1; n <= versions; n++)); do
       dcz_bytes=$(served_dcz "$old" "$new" "$out/v$n.from-v$((n - 1)).dcz")
       dcz_ms=$(ready_ms "$out/v$n.ready" "${names[n - 2]}")
     else
-      read -r dcz_bytes dcz_ms < <(example_dcz "$old" "$new" "$out/v$n.from-v$((n - 1)).dcz")
+      read -r dcz_bytes dcz_ms < <(study_dcz "$old" "$new" "$out/v$n.from-v$((n - 1)).dcz")
     fi
     limit=$(zstd -q -c --patch-from="$old" --ultra -22 --long=27 "$new" 2>>"$bench_logs/zstd.log" | wc -c)
     gap=$(((at - $(slot $((n - 1)))) / 3600))
@@ -280,10 +280,10 @@ if [[ "$served" == api ]]; then
   total=$(tail -n +2 "$out/bases.csv" | cut -d, -f4 | sort -n | tail -n 1)
   verdict "all deltas of v$versions listed within 60 s" "$( ((total <= 60000)) && echo 1 || echo 0)" "last after $total ms"
 else
-  echo "(ms: the example's build time, wall clock and CPU, medians of 3 on one core of a shared machine)"
+  echo "(ms: delta_settings' build time, wall clock and CPU, medians of 3 on one core of a shared machine)"
   bases=()
   for ((k = versions - 1; k >= first_base; k--)); do bases+=(--base "$out/v$k.json"); done
-  "$example" dcz "$last" "${bases[@]}" | while IFS=$'\t' read -r base bytes ms cpu_ms; do
+  "$delta_settings" dcz "$last" "${bases[@]}" | while IFS=$'\t' read -r base bytes ms cpu_ms; do
     k=$(basename "$base" .json)
     k=${k#v}
     echo "v$k,$((($(slot "$versions") - $(slot "$k")) / 3600)),$bytes,$ms,$cpu_ms"
@@ -299,14 +299,14 @@ tail -n +2 "$out/bases.csv" | tr ',' ' ' | xargs -r printf '%-6s %6s %10s %10s %
 if ((study)); then
   echo
   info "study: settings grid on v1 → v2 as published today"
-  "$example" settings "$out/v1.json" "$out/v2.json" | tee "$out/settings-today.md"
+  "$delta_settings" settings "$out/v1.json" "$out/v2.json" | tee "$out/settings-today.md"
   echo
   info "study: settings grid on v1 → v2 re-ranked with clock $stable_clock, $stable_decimals decimals"
-  "$example" settings "$out/v1.json" "$out/v2.json" --clock "$stable_clock" --decimals "$stable_decimals" |
+  "$delta_settings" settings "$out/v1.json" "$out/v2.json" --clock "$stable_clock" --decimals "$stable_decimals" |
     tee "$out/settings-stable.md"
   echo
   info "study: score precision and clock anchor"
-  "$example" stability --pair 5h "$out/v1.json" "$out/v2.json" --pair 19h "$out/v2.json" "$out/v3.json" \
+  "$delta_settings" stability --pair 5h "$out/v1.json" "$out/v2.json" --pair 19h "$out/v2.json" "$out/v3.json" \
     --pair 24h "$out/v1.json" "$out/v3.json" | tee "$out/stability.md"
 fi
 

@@ -5,7 +5,7 @@
 # of `snapshot.updated` to each replica answering with the new ETag; p50 and p99 per
 # replica and for all replicas switched.
 #
-# refresh-service/examples/latency/ subscribes to P:events, publishes the refresh
+# bench/studies/src/bin/latency/ subscribes to P:events, publishes the refresh
 # request and polls every replica with authenticated HEAD requests, back to back on one
 # keep-alive connection each (BENCH_POLL_GAP_US puts a pause between polls), from before
 # the request until that replica serves the new ETag. Latencies start at the refresher's
@@ -28,7 +28,7 @@ replicas="${2:-3}"
 status_port="${BENCH_REFRESH_PORT:-18191}"
 api_port="${BENCH_API_PORT:-18201}"
 
-bench_build --example latency
+bench_build -p ofertasws-studies --bin latency
 bench_setup invalidation 7000
 bench_load before
 bench_start_refresher "$status_port"
@@ -40,7 +40,7 @@ done
 BENCH_TOKEN=$("$BENCH_BIN/api-service" token --ttl 1h)
 export BENCH_TOKEN
 echo "$replicas api-service replicas (release) on ports $api_port…$((api_port + replicas - 1)), refresh-service run, 7,000 offers"
-"$BENCH_BIN/examples/latency" --runs "$refreshes" --out "$BENCH_OUT/invalidation.csv" \
+"$BENCH_BIN/latency" --runs "$refreshes" --out "$BENCH_OUT/invalidation.csv" \
   invalidation "${targets[@]}" --poll-gap-us "${BENCH_POLL_GAP_US:-0}"
 bench_load after
 # Latency from the publish of snapshot.updated, as the refresher logs it ("snapshot

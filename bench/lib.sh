@@ -14,8 +14,8 @@ bench_pids=()
 bench_db=""
 
 # bench_change_offer N: changes one live offer, a different one for each N, so the next
-# refresh publishes a new snapshot (the statement examples/latency/bench.rs runs
-# between runs).
+# refresh publishes a new snapshot (the statement bench/studies/src/bin/latency/bench.rs
+# runs between runs).
 bench_change_offer() {
   psql -q -X -v ON_ERROR_STOP=1 -v n="$1" "$DATABASE_URL" >/dev/null <<'SQL'
 update ofertas set title = title || '.', updated_at = now()
@@ -26,8 +26,8 @@ SQL
 }
 
 # bench_build [CARGO ARGS...]: the ONNX Runtime library, the private servers, the release
-# binaries as deployed, then any extra targets (e.g. --example latency) in a build of
-# their own, so the binaries are not built with the examples' dev-dependency features.
+# binaries as deployed, then any extra targets (e.g. -p ofertasws-studies --bin latency)
+# in a build of their own, so the binaries are not built with the studies' features.
 bench_build() {
   "$ROOT/scripts/onnxruntime.sh"
   "$ROOT/scripts/services.sh" start >/dev/null

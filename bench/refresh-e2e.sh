@@ -6,7 +6,7 @@
 # request's outcome is `success`. Prints median and p90, next to the in-process
 # `execution_time_ms` of the same refreshes (bench/refresh.sh measures only that one).
 #
-# The timing runs in refresh-service/examples/latency/: one process, one monotonic
+# The timing runs in bench/studies/src/bin/latency/: one process, one monotonic
 # clock, the same Redis client the services use, no interpreter in the measured path.
 # The daemon's start-up refresh (it finds no snapshot) warms it up before the first run.
 # Raw CSV: .local/bench/refresh-e2e.csv; daemon log: .local/bench/refresh-e2e-logs/.
@@ -24,7 +24,7 @@ offers="${1:-7000}"
 runs="${2:-20}"
 status_port="${BENCH_REFRESH_PORT:-18190}"
 
-bench_build --example latency
+bench_build -p ofertasws-studies --bin latency
 bench_setup refresh-e2e "$offers"
 bench_load before
 bench_start_refresher "$status_port"
@@ -32,6 +32,6 @@ echo "offers: $offers; runs: $runs; refresh-service run (release), private Postg
 # A refresher of this build builds deltas after each refresh; the next run waits for them,
 # as production's refreshes, hours apart, never overlap them. An older build builds none:
 # set BENCH_DELTAS_TIMEOUT_MS=0 for it.
-"$BENCH_BIN/examples/latency" --runs "$runs" --deltas-timeout-ms "${BENCH_DELTAS_TIMEOUT_MS:-30000}" \
+"$BENCH_BIN/latency" --runs "$runs" --deltas-timeout-ms "${BENCH_DELTAS_TIMEOUT_MS:-30000}" \
   --out "$BENCH_OUT/refresh-e2e.csv" refresh
 bench_load after

@@ -15,7 +15,8 @@ runs="${2:-20}"
 
 "$ROOT/scripts/onnxruntime.sh"
 "$ROOT/scripts/services.sh" start >/dev/null
-(cd "$ROOT" && cargo build --release --bins --example compression_levels -q)
+(cd "$ROOT" && cargo build --release --bins -q)
+(cd "$ROOT" && cargo build --release -q -p ofertasws-studies --bin compression_levels)
 bin="$ROOT/target/release"
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:${OFERTASWS_PG_PORT:-55432}/ofertasws_bench_refresh"
@@ -63,5 +64,5 @@ for line in open(sys.argv[1]):
 echo "refresher peak RSS: $((peak_kb / 1024)) MiB (ru_maxrss $peak_kb kB, whole process incl. ONNX Runtime)"
 echo "raw: $raw"
 if [[ "$offers" == 7000 ]]; then
-  "$ROOT/target/release/examples/compression_levels"
+  "$ROOT/target/release/compression_levels"
 fi

@@ -100,7 +100,7 @@ impl Bench {
         let request = serde_json::to_string(&RefreshRequest {
             request_id: Some(request_id.clone()),
             reason: Some("latency benchmark".into()),
-            requested_by: Some("refresh-service/examples/latency".into()),
+            requested_by: Some("bench/studies latency".into()),
             trigger: Some("bench".into()),
             traceparent: None,
         })?;
