@@ -3,7 +3,7 @@
 
 The model is a logistic scorer: score = sigmoid(features @ W + b), input
 `features` float32 [N, 6], output `score` float32 [N, 1]. The feature order is
-fixed by `refresh-service/src/rank.rs` (see the README, "Ranking model"):
+fixed by `refresh-service/src/pipeline/rank.rs` (see the README, "Ranking model"):
 
     0 discount      discount fraction, 0..1 (0 when there is no original price)
     1 price         ln(1 + price) / ln(1 + 1000), cheaper offers rank higher
