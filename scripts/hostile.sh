@@ -182,8 +182,9 @@ run_schemathesis() {
   local token secret rc=0
   ensure_psql
   install_schemathesis
-  info "building the binaries (cargo build --workspace --bins)"
-  (cd "$ROOT" && nice cargo build --workspace --bins -q) || die "cargo build failed"
+  # The default members' binaries: the services, not the studies of bench/studies.
+  info "building the binaries (cargo build --bins)"
+  (cd "$ROOT" && nice cargo build --bins -q) || die "cargo build failed"
 
   TEST_DATABASE_URL="$(setting TEST_DATABASE_URL postgres://postgres@127.0.0.1:5432/postgres)"
   TEST_REDIS_URL="$(setting TEST_REDIS_URL redis://127.0.0.1:6379)"
