@@ -109,7 +109,8 @@ impl Application {
         settings.validate()?;
         let auth = Arc::new(Authenticator::from_settings(&settings)?);
         let bind = settings.bind_addr()?;
-        let listener = crate::http::server::listen(bind)
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
             .with_context(|| format!("cannot listen on API_BIND={bind}"))?;
         let addr = listener.local_addr().context("listener has no address")?;
         let metrics = Arc::new(Metrics::default());

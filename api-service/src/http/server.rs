@@ -17,7 +17,6 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +32,7 @@ use poem::http::uri::Scheme;
 use poem::http::{HeaderMap, Method, Response};
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, IntoEndpoint};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::connections::{Connections, GuardedIo, Throttle};
@@ -45,10 +44,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// At most one warning per this interval while accepting keeps failing.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// Pending connections each listener's queue holds (tokio's `TcpListener::bind` uses the
-/// same), beyond which the kernel drops new ones until it is drained.
-const LISTEN_BACKLOG: u32 = 1024;
 
 /// The one route the server answers itself, from the request head alone, before poem's
 /// router and middleware (which cost more per request than everything the route does):
@@ -68,24 +63,7 @@ pub trait FastRoute: Send + Sync + 'static {
     fn stream(&self, connection: TcpStream) -> ZeroCopyStream;
 }
 
-/// A listener on `addr` that other listeners on the same address may share
-/// (`SO_REUSEPORT`): [`serve`] opens one per worker thread, and the kernel spreads new
-/// connections over them.
-///
-/// # Errors
-/// When the socket cannot be made or bound.
-pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// What every worker serves connections with.
+/// What every connection is served with.
 struct Served<R, E> {
     route: R,
     app: E,
@@ -99,13 +77,11 @@ struct Served<R, E> {
 /// `API_MAX_CONNECTIONS` connections are served at once; the soft limit on open files
 /// is raised first so that the cap, not `EMFILE`, is what a flood of connections meets.
 ///
-/// Connections are served as nginx serves them: one worker thread per core, each with a
-/// single-threaded runtime and a listener of its own on the same address
-/// (`SO_REUSEPORT`), so a connection is read, answered and written on one thread and
-/// never handed between threads. On this 2-core machine that served the 200 path
-/// 1.1–1.2× faster than one multi-threaded runtime, whose workers woke each other with a
-/// `futex` on a third of the requests (measured with `bench/serve.sh`, README
-/// "Performance").
+/// Connections are tasks of the process's one multi-threaded runtime. One single-threaded
+/// runtime per core (nginx's model, tried with `SO_REUSEPORT` listeners and with one
+/// shared listener) served the 200 path no faster within the noise of `bench/serve.sh`
+/// and doubled the 304 path's p99 (8 ms against 5 ms): 32 connections spread over two
+/// threads once, at accept, leave one thread busier, which work stealing evens out.
 pub async fn serve<R, E>(
     listener: TcpListener,
     route: R,
@@ -119,73 +95,18 @@ pub async fn serve<R, E>(
     E::Endpoint: 'static,
 {
     connections.reserve_fds();
-    let Ok(addr) = listener.local_addr() else {
-        tracing::error!("the listener has no address; not serving");
-        return;
-    };
+    let local = LocalAddr(
+        listener
+            .local_addr()
+            .map_or(Addr::Custom("tcp", "".into()), Addr::SocketAddr),
+    );
     let served = Arc::new(Served {
         route,
         app: app.into_endpoint(),
         builder: crate::http::connections::builder(connections.limits()),
         connections,
-        local: LocalAddr(Addr::SocketAddr(addr)),
+        local,
     });
-    let mut listeners = vec![listener.into_std()];
-    for _ in 1..workers() {
-        listeners.push(listen(addr).and_then(TcpListener::into_std));
-    }
-    let mut running = Vec::new();
-    for (worker, listener) in listeners.into_iter().enumerate() {
-        let started = listener.and_then(|listener| {
-            let (served, shutdown) = (served.clone(), shutdown.clone());
-            let (done, finished) = tokio::sync::oneshot::channel::<()>();
-            std::thread::Builder::new()
-                .name(format!("api-http-{worker}"))
-                .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    match runtime {
-                        Ok(runtime) => runtime.block_on(accept(listener, served, shutdown, grace)),
-                        Err(e) => tracing::error!(error = %e, "cannot start a worker's runtime"),
-                    }
-                    drop(done);
-                })
-                .map(|_| finished)
-        });
-        match started {
-            Ok(finished) => running.push(finished),
-            Err(e) => tracing::error!(error = %e, worker, "cannot start an HTTP worker"),
-        }
-    }
-    for finished in running {
-        let _ = finished.await;
-    }
-}
-
-/// The number of worker threads: one per core the process may use.
-fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-}
-
-/// One worker: accepts on `listener` and serves each connection on this thread until
-/// `shutdown`, then lets open connections finish within `grace`.
-async fn accept<R, E>(
-    listener: std::net::TcpListener,
-    served: Arc<Served<R, E>>,
-    shutdown: CancellationToken,
-    grace: Duration,
-) where
-    R: FastRoute,
-    E: Endpoint + 'static,
-{
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot register a listener with its worker");
-            return;
-        }
-    };
     let graceful = GracefulShutdown::new();
     let accept_warnings = Throttle::new(ACCEPT_WARN_EVERY);
     loop {
