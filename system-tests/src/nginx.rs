@@ -1,9 +1,11 @@
-//! Debian's nginx in front of the replicas, as the Compose load balancer
-//! (`deploy/nginx.conf`) is: it proxies `/api/` round-robin to the API replicas with
-//! request headers (`Accept-Encoding`, `Available-Dictionary`, `If-None-Match`) passed on
-//! untouched and response bodies neither gzipped, gunzipped nor buffered, and serves the
-//! test page, its control file and the `/report` beacon. Every request is logged as one
-//! JSON line carrying what the browser sent and what it got back; the test reads that log.
+//! Debian's nginx in front of the replicas, configured by the documented load balancer
+//! itself (`deploy/nginx.conf`, with only the lines it marks as a deployment's replaced):
+//! it proxies `/api/` round-robin to the API replicas with request headers
+//! (`Accept-Encoding`, `Available-Dictionary`, `If-None-Match`) passed on untouched and
+//! response bodies neither gzipped, gunzipped nor buffered, and serves the test page, its
+//! control file and the `/report` beacon. Every request is logged as one JSON line (the
+//! deployed log format) carrying what the browser sent and what it got back; the test reads
+//! that log.
 //!
 //! Needs Debian's `nginx` (`scripts/browser.sh` installs it).
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::binaries::program;
+use crate::binaries::{program, workspace_root};
 use crate::ports::free_port;
 use crate::process::Process;
 use crate::scratch::Scratch;
@@ -45,67 +47,90 @@ pub struct Access {
     pub bytes: String,
 }
 
-const LOG_FORMAT: &str = r#"'{"uri":"$request_uri","status":"$status",'
-        '"available_dictionary":"$http_available_dictionary",'
-        '"accept_encoding":"$http_accept_encoding","if_none_match":"$http_if_none_match",'
-        '"content_encoding":"$sent_http_content_encoding",'
-        '"upstream_content_encoding":"$upstream_http_content_encoding",'
-        '"upstream":"$upstream_addr","bytes":"$body_bytes_sent"}'"#;
+/// The documented load balancer, loaded by the test as deployments load it.
+const DEPLOYED: &str = "deploy/nginx.conf";
 
+/// `text` with its one occurrence of `from` replaced by `to`; a `deploy/nginx.conf` that
+/// no longer has `from` fails the test, naming it.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{DEPLOYED} should have `{from}` once (the lines a test replaces)"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// `text` with what lies between the marker lines `start` and `end` replaced by `with`.
+fn replace_between(text: &str, start: &str, end: &str, with: &str) -> String {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("{DEPLOYED} should have the marker `{start}`"));
+    let to = text[from..]
+        .find(end)
+        .map(|at| from + at)
+        .unwrap_or_else(|| panic!("{DEPLOYED} should have the marker `{end}`"));
+    format!("{}{start}\n{with}{}", &text[..from], &text[to..])
+}
+
+/// `deploy/nginx.conf`, with only the lines it marks as a deployment's replaced: its paths
+/// in the test's scratch folder, the replicas as the upstream servers, a free port, and the
+/// locations of the test page next to the proxied `/api/` (which inherits the server's
+/// proxy settings unchanged).
 fn config(scratch: &Scratch, www: &Path, port: u16, replicas: &[u16]) -> String {
+    let deployed = fs::read_to_string(workspace_root().join(DEPLOYED))
+        .unwrap_or_else(|e| panic!("{DEPLOYED}: {e}"));
     let dir = scratch.path.display();
     let servers: String = replicas
         .iter()
         .map(|p| format!("        server 127.0.0.1:{p};\n"))
         .collect();
-    format!(
-        r#"daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log info;
-events {{ worker_connections 128; }}
-http {{
-    client_body_temp_path {dir}/nginx-tmp/body;
-    proxy_temp_path {dir}/nginx-tmp/proxy;
-    fastcgi_temp_path {dir}/nginx-tmp/fastcgi;
-    uwsgi_temp_path {dir}/nginx-tmp/uwsgi;
-    scgi_temp_path {dir}/nginx-tmp/scgi;
-    types {{ text/html html; application/json json; }}
-    log_format browser escape=json {LOG_FORMAT};
-    access_log {dir}/access.log browser;
-
-    upstream api {{
-{servers}        keepalive 8;
-    }}
-
-    server {{
-        listen 127.0.0.1:{port};
-        root {www};
-        # The API encodes the bodies itself (zstd, gzip, dcz): pass them through as sent.
-        gzip off;
-        gunzip off;
-
-        location /api/ {{
-            proxy_pass http://api;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;
-            proxy_buffering off;
-        }}
-
-        location = /report {{
-            return 204;
-        }}
-
-        location / {{
-            etag off;
-            if_modified_since off;
-            add_header Cache-Control "no-store" always;
-        }}
-    }}
-}}
-"#,
-        www = www.display(),
+    let mut text = replace_once(
+        &deployed,
+        "pid /tmp/nginx.pid;",
+        &format!("pid {dir}/nginx.pid;"),
+    );
+    text = replace_once(
+        &text,
+        "error_log /dev/stderr warn;",
+        &format!("error_log {dir}/nginx-error.log info;"),
+    );
+    text = replace_once(
+        &text,
+        "access_log /dev/stdout main;",
+        &format!("access_log {dir}/access.log main;"),
+    );
+    // No Docker DNS here; and temporary files and the page's types in the scratch folder.
+    text = replace_once(
+        &text,
+        "    resolver 127.0.0.11 valid=5s ipv6=off;\n",
+        &format!(
+            "    client_body_temp_path {dir}/nginx-tmp/body;\n    \
+             proxy_temp_path {dir}/nginx-tmp/proxy;\n    \
+             fastcgi_temp_path {dir}/nginx-tmp/fastcgi;\n    \
+             uwsgi_temp_path {dir}/nginx-tmp/uwsgi;\n    \
+             scgi_temp_path {dir}/nginx-tmp/scgi;\n    \
+             types {{ text/html html; application/json json; }}\n"
+        ),
+    );
+    text = replace_between(
+        &text,
+        "    upstream api {",
+        "    }\n    # ---- end of upstream",
+        &format!("{servers}        keepalive 8;\n"),
+    );
+    text = replace_once(&text, "listen 8000;", &format!("listen 127.0.0.1:{port};"));
+    replace_between(
+        &text,
+        "        # ---- locations",
+        "        # ---- end of locations",
+        &format!(
+            "        location /api/ {{\n            proxy_pass http://api;\n        }}\n\
+             \n        location = /report {{\n            return 204;\n        }}\n\
+             \n        location / {{\n            root {www};\n            etag off;\n            \
+             if_modified_since off;\n            add_header Cache-Control \"no-store\" always;\n        }}\n",
+            www = www.display()
+        ),
     )
 }
 
@@ -128,6 +153,7 @@ impl Nginx {
         let mut cmd = tokio::process::Command::new(program("nginx", "/usr/sbin"));
         cmd.arg("-p")
             .arg(&scratch.path)
+            .args(["-g", "daemon off;"])
             .arg("-e")
             .arg(scratch.join("nginx-error.log"))
             .arg("-c")
