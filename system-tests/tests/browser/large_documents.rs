@@ -22,7 +22,7 @@ const LIVE_OFFERS: u32 = 25_000;
 async fn chromium_decodes_a_delta_to_a_document_over_8_mib_in_a_larger_window() {
     let started = std::time::Instant::now();
     let scratch = Scratch::new("browser-large");
-    let (backend, first, second) = delta_download(&scratch, LIVE_OFFERS).await;
+    let (backend, first, second) = delta_download(&scratch, LIVE_OFFERS, None).await;
 
     let http = reqwest::Client::builder()
         .no_proxy()

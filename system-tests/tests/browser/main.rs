@@ -1,7 +1,8 @@
 //! The browser test of issue 12: a real browser downloads a refresh as an RFC 9842 delta.
 //!
-//! Headless Chromium (Debian's `chromium-headless-shell`) loads a page from an nginx that,
-//! like the Compose load balancer, proxies `/api/` to two real `api-service` replicas fed
+//! Headless Chromium (Debian's `chromium-headless-shell`) loads a page from an nginx that
+//! runs the documented load balancer (`deploy/nginx.conf`) proxying `/api/` to two real
+//! `api-service` replicas fed
 //! by the real `refresh-service once` from a database of the test's own. The page fetches
 //! the snapshot; once Chromium offers that response as a dictionary (nginx logs its
 //! `Available-Dictionary`), the churn model (`scripts/churn.sql`) changes the offers and a
@@ -13,8 +14,13 @@
 //!   read hash to the `json_sha256` both replicas report, and its version and count are
 //!   theirs.
 //!
+//! `large_documents` does the same with documents over 8 MiB (a delta in a larger window);
+//! `side_by_side` has the Android and the Rust clients fetch the same versions through the
+//! same nginx, and prints the bytes of each client's calls.
+//!
 //! Needs `chromium-headless-shell` and `nginx` (`scripts/browser.sh` installs both; so does
-//! `scripts/test.sh`), `psql`, PostgreSQL and Redis as the other tests use them, and the
+//! `scripts/test.sh`), a JDK with Debian's OkHttp and zstd-jni jars for `side_by_side`
+//! (`scripts/java.sh`), `psql`, PostgreSQL and Redis as the other tests use them, and the
 //! ONNX Runtime library of `scripts/onnxruntime.sh`. On failure the scratch folder with
 //! every log (nginx's access log, the services', Chromium's stderr and net-log) is kept
 //! and named. Run alone: `cargo test -p system-tests --test browser`.
@@ -23,6 +29,7 @@
 mod backend;
 mod chromium;
 mod large_documents;
+mod side_by_side;
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -30,6 +37,7 @@ use base64::Engine as _;
 
 use backend::{Backend, Meta, STEP_DEADLINE};
 use chromium::{Page, SNAPSHOT_PATH};
+use side_by_side::SideBySide;
 use system_tests::Scratch;
 use system_tests::nginx::Nginx;
 
@@ -66,12 +74,18 @@ fn assert_document(report: &HashMap<String, String>, meta: &Meta, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_downloads_a_refresh_as_a_dcz_delta_and_decodes_it() {
-    delta_download(&Scratch::new("browser"), LIVE_OFFERS).await;
+    delta_download(&Scratch::new("browser"), LIVE_OFFERS, None).await;
 }
 
-/// The download this suite proves (module docs), from a database of `live` live offers;
-/// returns the back end, still serving, and the metadata of the first and second version.
-async fn delta_download(scratch: &Scratch, live: u32) -> (Backend, Meta, Meta) {
+/// The download this suite proves (module docs), from a database of `live` live offers,
+/// with `others` (the app clients) fetching the same versions through the same nginx when
+/// given; returns the back end, still serving, and the metadata of the first and second
+/// version.
+async fn delta_download(
+    scratch: &Scratch,
+    live: u32,
+    mut others: Option<&mut SideBySide>,
+) -> (Backend, Meta, Meta) {
     let mut backend = Backend::seeded(scratch, live).await;
     backend.refresh_once(&scratch.join("refresh-1.log")).await;
     backend.start_replicas(scratch, 2).await;
@@ -119,6 +133,11 @@ async fn delta_download(scratch: &Scratch, live: u32) -> (Backend, Meta, Meta) {
     // Chromium revalidates and names its dictionary at once; a matching ETag wins.
     assert!(!offered.if_none_match.is_empty(), "{offered:?}");
     assert_eq!(offered.status, "304", "{offered:?}");
+    if let Some(others) = others.as_deref_mut() {
+        others
+            .at_first_version(scratch, &backend.token, nginx.port, &first)
+            .await;
+    }
 
     // Half a day of churn, a refresh, and both replicas serving the delta from the first.
     system_tests::database::psql(&backend.db.url, CHURN, &[], &scratch.join("churn.log")).await;
@@ -161,6 +180,17 @@ async fn delta_download(scratch: &Scratch, live: u32) -> (Backend, Meta, Meta) {
         .find(|d| d.version == first.version)
         .expect("delta listed");
     assert_eq!(request.bytes, delta.dcz_bytes.to_string(), "{request:?}");
+    if let Some(others) = others {
+        let bytes = |access: &system_tests::nginx::Access| access.bytes.parse().unwrap_or(0);
+        let chromium = [
+            zstd_bytes.parse().unwrap_or(0),
+            bytes(&offered),
+            bytes(&request),
+        ];
+        others
+            .at_second_version(scratch, &backend.token, nginx.port, &second, chromium)
+            .await;
+    }
 
     // Both replicas took part, and neither fell over.
     let upstreams: BTreeSet<String> = nginx
