@@ -155,10 +155,15 @@ check_metrics() {
   py="$(python_with_yaml)"
   expositions="$(mktemp -d)"
   # Each service prints its own registry (an example program, one sample in every
-  # labelled family), so the names checked are the ones it really exports.
+  # labelled family), so the names checked are the ones it really exports. Built for the
+  # whole workspace, as `cargo test --workspace` builds them: `cargo run -p
+  # refresh-service` would resolve other features for 18 dependencies (syn among them)
+  # and compile them, and what depends on them, a second time.
+  (cd "$ROOT" && cargo build -q --workspace --exclude ofertasws-studies --examples) ||
+    { rm -rf "$expositions"; die "cargo build --examples failed"; }
   for crate in api-service refresh-service; do
-    (cd "$ROOT" && cargo run -q -p "$crate" --example "${crate%-service}_metric_names") >"$expositions/$crate.txt" ||
-      { rm -rf "$expositions"; die "cargo run -p $crate --example ${crate%-service}_metric_names failed"; }
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/${crate%-service}_metric_names" >"$expositions/$crate.txt" ||
+      { rm -rf "$expositions"; die "the example ${crate%-service}_metric_names failed"; }
   done
   local status=0
   "$py" - "$ROOT" "$EXTERNAL_METRICS" "$expositions" >&3 <<'PY' || status=$?
