@@ -2,7 +2,11 @@
 # Hostile input: schemathesis against a running api-service, and cargo-fuzz targets for
 # the parsers that read what clients and ops send.
 #
-#   scripts/hostile.sh [--full] [all|schemathesis|fuzz]
+#   scripts/hostile.sh [--full] [all|schemathesis|fuzz|build]
+#
+# `build` installs schemathesis and cargo-fuzz and builds the fuzz targets, and runs
+# nothing: scripts/test.sh starts it at the lowest priority while the tests run, which
+# leave a core idle most of the time.
 #
 # schemathesis (PyPI, installed into .local/venv-schemathesis) reads /openapi.json of a
 # debug api-service started on a free port against Redis and runs every check in four
@@ -41,12 +45,12 @@ WHAT=all
 for arg in "$@"; do
   case "$arg" in
     --full) FULL=1 ;;
-    all | schemathesis | fuzz) WHAT="$arg" ;;
+    all | schemathesis | fuzz | build) WHAT="$arg" ;;
     -h | --help)
       awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
       exit 0
       ;;
-    *) die "unknown argument '$arg' (use: scripts/hostile.sh [--full] [all|schemathesis|fuzz])" ;;
+    *) die "unknown argument '$arg' (use: scripts/hostile.sh [--full] [all|schemathesis|fuzz|build])" ;;
   esac
 done
 if [[ $FULL -eq 1 ]]; then
@@ -196,7 +200,9 @@ run_schemathesis() {
   export API_BIND
   export RANKER_MODEL="$ROOT/refresh-service/models/offer_ranker.onnx"
   export ORT_DYLIB_PATH="$LOCAL_DIR/onnxruntime/libonnxruntime.so"
-  export REFRESH_SCHEDULE=off RUST_LOG=warn LOG_FORMAT=json NO_COLOR=1
+  # No status port for the refresher: a refresher already running here (scripts/dev.sh's)
+  # holds the default 0.0.0.0:9100, and this pass needs none.
+  export REFRESH_SCHEDULE=off REFRESH_METRICS_BIND=off RUST_LOG=warn LOG_FORMAT=json NO_COLOR=1
   "$ROOT/scripts/onnxruntime.sh" || die "scripts/onnxruntime.sh failed"
 
   # The services run in the temporary folder, so a developer's .env changes nothing.
@@ -243,8 +249,9 @@ run_schemathesis() {
   return "$rc"
 }
 
-run_fuzz() {
-  local target rc=0 flags=()
+# build_fuzz: installs cargo-fuzz when missing and builds the fuzz targets; sets BUILD
+# to the options `cargo fuzz run` needs to find that build.
+build_fuzz() {
   if [[ ! -x "$CARGO_BIN_ROOT/bin/cargo-fuzz" ]]; then
     info "installing cargo-fuzz $CARGO_FUZZ_VERSION into $CARGO_BIN_ROOT"
     # --debug: it only drives cargo; an optimised build of it costs 9 s more, cold.
@@ -259,15 +266,20 @@ run_fuzz() {
   # CI sizes build unoptimised (--dev), the long run optimised (--release).
   local profile=--dev
   [[ $FULL -eq 1 ]] && profile=--release
-  local build=(--sanitizer none "$profile" --target-dir "$FUZZ_TARGET_DIR")
+  BUILD=(--sanitizer none "$profile" --target-dir "$FUZZ_TARGET_DIR")
   info "building the fuzz targets (cargo fuzz build)"
-  (cd "$ROOT" && nice cargo fuzz build "${build[@]}") || die "cargo fuzz build failed"
+  (cd "$ROOT" && nice cargo fuzz build "${BUILD[@]}") || die "cargo fuzz build failed"
+}
+
+run_fuzz() {
+  local target rc=0 flags=()
+  build_fuzz
   [[ $FUZZ_RUNS -gt 0 ]] && flags+=("-runs=$FUZZ_RUNS")
   [[ $FUZZ_SECONDS -gt 0 ]] && flags+=("-max_total_time=$FUZZ_SECONDS")
   for target in "${FUZZ_TARGETS[@]}"; do
     mkdir -p "$LOCAL_DIR/fuzz-corpus/$target"
     info "fuzzing $target (${flags[*]})"
-    (cd "$ROOT" && nice cargo fuzz run "${build[@]}" "$target" \
+    (cd "$ROOT" && nice cargo fuzz run "${BUILD[@]}" "$target" \
       "$LOCAL_DIR/fuzz-corpus/$target" "fuzz/seeds/$target" -- \
       -max_len=4096 -timeout=10 -print_final_stats=1 "${flags[@]}" 2>"$WORK/fuzz-$target.log") || {
       grep -A 4 -m 1 'panicked' "$WORK/fuzz-$target.log" >&2 || tail -n 40 "$WORK/fuzz-$target.log" >&2
@@ -289,6 +301,12 @@ main() {
   : >"$WORK/summary"
   trap cleanup EXIT
   trap 'exit 130' INT TERM
+  if [[ "$WHAT" == build ]]; then
+    install_schemathesis
+    build_fuzz
+    info "hostile input: schemathesis and the fuzz targets are ready"
+    return 0
+  fi
   if [[ "$WHAT" == all || "$WHAT" == schemathesis ]]; then
     run_schemathesis || rc=1
   fi

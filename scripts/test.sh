@@ -92,8 +92,15 @@ choose_servers() {
 
 # In CI, stop the private servers this run started; on a workstation keep them for the
 # next run (scripts/services.sh stop stops them).
+# The background build of the hostile step (main), stopped with the run.
+PREPARE_PID=""
+
 cleanup() {
   local service
+  if [[ -n "$PREPARE_PID" ]]; then
+    pkill -TERM -P "$PREPARE_PID" 2>/dev/null || true
+    kill -TERM "$PREPARE_PID" 2>/dev/null || true
+  fi
   [[ ${#STARTED_PRIVATE[@]} -gt 0 ]] || return 0
   if [[ -n "${CI:-}" && "${CI:-}" != false ]]; then
     for service in "${STARTED_PRIVATE[@]}"; do
@@ -148,12 +155,24 @@ main() {
     [[ "$arg" == -- ]] && break
     case "$arg" in -p | -p* | --package | --package=*) scope=() ;; esac
   done
+  local prepare_log="$LOG_DIR/hostile-build.log"
   if [[ ${#scope[@]} -gt 0 ]]; then
+    # The hostile step's own build (schemathesis, cargo-fuzz, the fuzz targets) at the
+    # lowest priority, in the core time the tests leave idle while they wait on servers,
+    # browsers and timeouts.
+    mkdir -p "$LOG_DIR"
+    info "building the hostile step's tools in the background (log: ${prepare_log#"$ROOT/"})"
+    (cd "$ROOT" && exec nice -n 19 bash scripts/hostile.sh build >"$prepare_log" 2>&1) &
+    PREPARE_PID=$!
     step "android unit tests" bash clients/android/test.sh --unit
   fi
   step "cargo test" cargo test --no-fail-fast "${scope[@]}" "$@"
   # Whole-workspace runs only: schemathesis and the fuzz targets, CI sizes.
-  if [[ ${#scope[@]} -gt 0 ]]; then
+  if [[ -n "$PREPARE_PID" ]]; then
+    # When the background build failed, the step builds again in the foreground and
+    # reports the failure itself.
+    wait "$PREPARE_PID" || warn "the background build of the hostile step failed (see ${prepare_log#"$ROOT/"})"
+    PREPARE_PID=""
     step "hostile input" bash scripts/hostile.sh
   fi
 
