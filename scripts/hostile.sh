@@ -262,11 +262,8 @@ build_fuzz() {
   # cargo-fuzz passes -Z flags; the pinned stable toolchain accepts them with this.
   export RUSTC_BOOTSTRAP=1
   # No sanitizer: the code under test has no `unsafe`; the targets assert properties.
-  # Profiles in fuzz/Cargo.toml, both without debug assertions and with overflow checks:
-  # CI sizes build unoptimised (--dev), the long run optimised (--release).
-  local profile=--dev
-  [[ $FULL -eq 1 ]] && profile=--release
-  BUILD=(--sanitizer none "$profile" --target-dir "$FUZZ_TARGET_DIR")
+  # The release profile of fuzz/Cargo.toml: opt-level 1, overflow checks, no debug assertions.
+  BUILD=(--sanitizer none --release --target-dir "$FUZZ_TARGET_DIR")
   info "building the fuzz targets (cargo fuzz build)"
   (cd "$ROOT" && nice cargo fuzz build "${BUILD[@]}") || die "cargo fuzz build failed"
 }
