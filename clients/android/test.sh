@@ -5,7 +5,8 @@
 #   2. compiles the client with javac --release 8 (the level Android apps build with),
 #      then the unit and system tests, into clients/android/build/ (git-ignored);
 #   3. runs the unit tests (package com.ofertasws.client: no server needed);
-#   4. runs the system tests through the Rust driver (see run_system_tests).
+#   4. runs the system tests through the Rust driver (see run_system_tests), after
+#      scripts/onnxruntime.sh fetches the ONNX Runtime library the refresher ranks with.
 #
 # Usage: clients/android/test.sh [--unit | --build]
 #   --unit   steps 1-3 only
@@ -21,7 +22,7 @@ JARS=/usr/share/java
 LIBS="$JARS/okhttp.jar:$JARS/okio.jar:$JARS/zstd-jni.jar"
 JUNIT="$JARS/junit-platform-console-standalone.jar"
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # compile OUT CLASSPATH SOURCE_DIR: javac --release 8 of every .java under SOURCE_DIR.
 compile() {
@@ -59,6 +60,9 @@ run_unit_tests() {
 # first, so it also works on its own.
 run_system_tests() {
   local log="$BUILD/system-tests.log" line
+  # The refresher ranks with ONNX Runtime; on a clean clone only scripts/test.sh had
+  # fetched it so far, and without it the stack never served a snapshot.
+  "$ROOT/scripts/onnxruntime.sh" || die "scripts/onnxruntime.sh failed"
   info "system tests (cargo test -p system-tests --test clients android; output in clients/android/build/system-tests.log)"
   if ! (cd "$ROOT" && cargo test -p system-tests --test clients android -- --nocapture) 2>&1 | tee "$log"; then
     die "the system tests failed (see above)"
