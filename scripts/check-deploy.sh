@@ -155,11 +155,8 @@ check_metrics() {
   py="$(python_with_yaml)"
   expositions="$(mktemp -d)"
   # Each service prints its own registry (an example program, one sample in every
-  # labelled family), so the names checked are the ones it really exports. Built for the
-  # whole workspace, as `cargo test --workspace` builds them: `cargo run -p
-  # refresh-service` would resolve other features for 18 dependencies (syn among them)
-  # and compile them, and what depends on them, a second time.
-  (cd "$ROOT" && cargo build -q --workspace --exclude ofertasws-studies --examples) ||
+  # labelled family), so the names checked are the ones it really exports.
+  build_debug ||
     { rm -rf "$expositions"; die "cargo build --examples failed"; }
   for crate in api-service refresh-service; do
     "${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/${crate%-service}_metric_names" >"$expositions/$crate.txt" ||

@@ -186,13 +186,8 @@ run_schemathesis() {
   local token secret rc=0
   ensure_psql
   install_schemathesis
-  # The services' binaries, not the studies of bench/studies. With the examples, cargo
-  # resolves the dev-dependencies' features as `cargo test` does (tokio's test-util), so
-  # after scripts/test.sh's test step nothing compiles again; `--bins` alone rebuilt
-  # tokio and everything on it (about 90 s, cold, on 2 cores).
-  info "building the binaries (cargo build --bins --examples)"
-  (cd "$ROOT" && nice cargo build --workspace --exclude ofertasws-studies --bins --examples -q) ||
-    die "cargo build failed"
+  info "building the binaries (build_debug in scripts/lib.sh)"
+  build_debug || die "cargo build failed"
 
   TEST_DATABASE_URL="$(setting TEST_DATABASE_URL postgres://postgres@127.0.0.1:5432/postgres)"
   TEST_REDIS_URL="$(setting TEST_REDIS_URL redis://127.0.0.1:6379)"

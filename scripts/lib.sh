@@ -36,6 +36,16 @@ die() {
 }
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# build_debug: the debug build of the services' binaries and examples (not the studies of
+# bench/studies). With the examples, cargo resolves the dev-dependencies' features as
+# `cargo test --workspace` does (tokio's test-util among them), so one build serves the
+# tests, the deployment checks and hostile.sh: `cargo build --bins` alone, or `cargo run
+# -p refresh-service`, resolves other features and compiles tokio, syn and what depends
+# on them a second time (about 90 s, cold, on 2 cores).
+build_debug() {
+  (cd "$ROOT" && cargo build -q --workspace --exclude ofertasws-studies --bins --examples)
+}
+
 # Prints the value of KEY from the workspace's .env file (empty when absent). Only plain
 # KEY=value lines are understood (optional surrounding quotes); nothing is evaluated.
 dotenv_get() {

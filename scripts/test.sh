@@ -90,11 +90,12 @@ choose_servers() {
   info "TEST_REDIS_URL=$TEST_REDIS_URL"
 }
 
-# In CI, stop the private servers this run started; on a workstation keep them for the
-# next run (scripts/services.sh stop stops them).
 # The background build of the hostile step (main), stopped with the run.
 PREPARE_PID=""
 
+# Stops the hostile step's background build. In CI, stops the private servers this run
+# started; on a workstation keeps them for the next run (scripts/services.sh stop stops
+# them).
 cleanup() {
   local service
   if [[ -n "$PREPARE_PID" ]]; then

@@ -21,9 +21,16 @@ pub fn ranker_model() -> PathBuf {
     workspace_root().join("refresh-service/models/offer_ranker.onnx")
 }
 
-/// The ONNX Runtime library `scripts/onnxruntime.sh` installs (`ORT_DYLIB_PATH`).
+/// The ONNX Runtime library `scripts/onnxruntime.sh` installs (`ORT_DYLIB_PATH`); without
+/// it a refresher exits at start, and a test would only see no snapshot arrive.
 pub fn onnxruntime_library() -> PathBuf {
-    workspace_root().join(".local/onnxruntime/libonnxruntime.so")
+    let library = workspace_root().join(".local/onnxruntime/libonnxruntime.so");
+    assert!(
+        library.exists(),
+        "{} is missing: run scripts/onnxruntime.sh (scripts/test.sh runs it)",
+        library.display()
+    );
+    library
 }
 
 /// The newest modification time of `path` and, for a folder, of anything inside it.
